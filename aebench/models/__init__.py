@@ -1,7 +1,8 @@
 """Model registry access: ``create_model``, ``list_models`` and plugin loading.
 
-Importing this package imports every built-in model module (the one deliberate import side effect
-of aebench: each module registers its classes with ``@MODELS.register``). Third-party packages add
+Every module in this package is a model file; :func:`load_plugins` imports them all (the one
+deliberate import side effect of aebench: each module registers its classes with
+``@MODELS.register``), so adding a model never means editing a list. Third-party packages add
 models through the entry-point group ``aebench.models``; an entry point may name a module (imported
 for its registrations) or an ``AutoEncoder`` subclass (registered under the entry point's name).
 """
@@ -9,13 +10,11 @@ for its registrations) or an ``AutoEncoder`` subclass (registered under the entr
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from importlib.metadata import entry_points
 from typing import Any
 
-from aebench.models.base import MODELS, AutoEncoder
-
-# Built-in model modules; adding a model file means adding its name here.
-_BUILTIN_MODULES = ("gmm_dae",)
+from aebench.model import MODELS, AutoEncoder
 ENTRY_POINT_GROUP = "aebench.models"
 _plugins_loaded = False
 
@@ -26,8 +25,9 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(f"aebench.models.{module}")
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
