@@ -1,0 +1,138 @@
+"""Self-describing checkpoints: weights in safetensors, everything else as JSON in its header.
+
+A checkpoint names its registry model and constructor arguments, so loading rebuilds the model
+with ``create_model`` and never unpickles arbitrary objects (nanoGPT's self-describing checkpoint,
+without pickle). A JSON copy of the metadata sits beside the file for people to read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file, safe_open
+
+from aebench.model import AutoEncoder
+from aebench.models import create_model
+from aebench.provenance import git_hash, package_versions
+
+FORMAT = "aebench-checkpoint-v1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or does not match its model."""
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` and move the result over ``path``, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def save_checkpoint(path: str | Path, model: AutoEncoder, **meta: Any) -> Path:
+    """Write ``model``'s weights and metadata (dataset, recipe, seed, epoch, ...) to ``path``.
+
+    Returns:
+        The path written. A ``.json`` copy of the metadata is written beside it.
+    """
+    path = Path(path)
+    header = {
+        "format": FORMAT,
+        "model": model.registry_name,
+        "model_args": _jsonable(model.model_args),
+        **_jsonable(meta),
+        "versions": package_versions(),
+        "git": git_hash(),
+    }
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"aebench": json.dumps(header)}))
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(header, indent=2) + "\n"))
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata stored in a checkpoint's header."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist. Train one with `aebench train MODEL --dataset NAME`.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("aebench")
+    except (SafetensorsError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}).") from err
+    if raw is None:
+        raise CheckpointError(f"{path} has no aebench metadata; it was not written by aebench.save_checkpoint.")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has format {meta.get('format')!r}; this aebench reads {FORMAT!r}.")
+    return meta
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> AutoEncoder:
+    """Rebuild the registered model a checkpoint describes and load its weights (strictly).
+
+    Raises:
+        CheckpointError: If the file is unreadable or its weights do not fit the model it names.
+    """
+    meta = read_metadata(path)
+    args = dict(meta["model_args"])
+    if "image_shape" in args:
+        args["image_shape"] = tuple(args["image_shape"])
+    model = create_model(meta["model"], **args)
+    state = load_file(str(path))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"Checkpoint {path} does not match model {meta['model']!r} built with {meta['model_args']}: {err}"
+        ) from err
+    return model.to(device).eval()
+
+
+def save_optimizer(path: str | Path, optimizer: torch.optim.Optimizer) -> None:
+    """Store an optimizer's tensors in safetensors and its scalars as JSON metadata (no pickle)."""
+    state_dict = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, param_state in state_dict["state"].items():
+        for key, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{key}"] = value.detach().to("cpu").contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    meta = {"param_groups": state_dict["param_groups"], "scalars": scalars}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata={"optimizer": json.dumps(meta)}))
+
+
+def load_optimizer(path: str | Path, optimizer: torch.optim.Optimizer) -> None:
+    """Restore what :func:`save_optimizer` wrote into ``optimizer`` (same parameters, same order)."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["optimizer"])
+    tensors = load_file(str(path))
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, values in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
