@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
 from safetensors.torch import load_file, save_file, safe_open
 
 from aebench.model import AutoEncoder
@@ -78,7 +77,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get("aebench")
-    except (SafetensorsError, OSError, ValueError) as err:
+    except Exception as err:  # safetensors raises its own error type, which moved between versions
         raise CheckpointError(f"{path} is not a readable safetensors file ({err}).") from err
     if raw is None:
         raise CheckpointError(f"{path} has no aebench metadata; it was not written by aebench.save_checkpoint.")

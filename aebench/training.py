@@ -114,6 +114,7 @@ def train(
     run_dir: str | Path | None = None,
     data_root: str | Path | None = None,
     model_overrides: dict[str, Any] | None = None,
+    training_overrides: dict[str, Any] | None = None,
     console: Console | None = None,
     progress: bool = True,
 ) -> TrainResult:
@@ -132,6 +133,7 @@ def train(
             A run directory that holds a checkpoint of the same configuration is resumed.
         data_root: Folder with the dataset files (default: ``$AEBENCH_DATA``).
         model_overrides: Constructor arguments that replace the recipe's.
+        training_overrides: Training settings (epochs, lr, ...) that replace the recipe's.
         console: Where progress and messages go.
         progress: Show a progress bar.
 
@@ -143,7 +145,7 @@ def train(
     load_plugins()
     MODELS[model_name]  # fail on an unknown name before loading any data
     recipe = load_recipe(model_name, dataset, recipe_path)
-    settings = recipe.training.replace(epochs=epochs, batch_size=batch_size, lr=lr)
+    settings = recipe.training.replace(**(training_overrides or {})).replace(epochs=epochs, batch_size=batch_size, lr=lr)
     recipe = Recipe(recipe.model, recipe.dataset, {**recipe.model_args, **(model_overrides or {})}, settings,
                     recipe.source)
     torch_device = pick_device(device)
