@@ -28,7 +28,9 @@ def l2_distance(a: Tensor, b: Tensor) -> Tensor:
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"l2_distance expects two tensors, got {type(a).__name__} and {type(b).__name__}.")
     if a.shape != b.shape:
-        raise ValueError(f"l2_distance expects two batches of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
+        raise ValueError(
+            f"l2_distance expects two batches of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
     if a.dim() < 2:
         raise ValueError(f"l2_distance expects a batch of shape (B, ...), got shape {tuple(a.shape)}.")
     if not a.is_floating_point() or not b.is_floating_point():

@@ -121,7 +121,9 @@ def _paper_scale_shapes(height: int, width: int, levels: int) -> list[tuple[int,
 
 
 def _paper_data_range(img1: Tensor) -> Tensor:
-    """Per-image data range L as jorge-pessoa guesses it from ``img1``: (255 if max > 128 else 1) − (−1 if min < −0.5 else 0).
+    """Per-image data range L as jorge-pessoa guesses it from ``img1``.
+
+    L = (255 if max > 128 else 1) − (−1 if min < −0.5 else 0).
 
     The reference guesses from the whole tensor it is given; the authors passed one image, so the guess is per
     image. It is redone at every scale from the pooled ``img1`` (pooling can move the max/min across a threshold).
@@ -234,9 +236,15 @@ def standard_scales(height: int, width: int) -> int:
 
 
 def standard_weights(scales: int) -> tuple[float, ...]:
-    """The first ``scales`` Wang et al. weights, renormalised to sum to 1."""
+    """The first ``scales`` Wang et al. weights, renormalised to sum to 1.
+
+    With all 5 scales the published weights are returned unchanged (they sum to 1.0001 through rounding), so the
+    full-size metric is exactly the textbook one and torchmetrics' default.
+    """
     if not 1 <= scales <= len(MSSSIM_WEIGHTS):
         raise ValueError(f"MS-SSIM has 1 to {len(MSSSIM_WEIGHTS)} scales, got {scales}.")
+    if scales == len(MSSSIM_WEIGHTS):
+        return MSSSIM_WEIGHTS
     head = MSSSIM_WEIGHTS[:scales]
     total = math.fsum(head)
     return tuple(w / total for w in head)
