@@ -62,6 +62,87 @@ def train(
     console.print(f"test recon. MSE:   {result.test_mse:.5f}")
 
 
+def _load_suite_or_fail(suite_path: Path, check_data: bool = True):
+    from aebench.suite import SuiteError, load_suite
+
+    try:
+        return load_suite(suite_path, check_data=check_data)
+    except SuiteError as err:
+        _fail(str(err))
+
+
+@app.command()
+def validate(suite_path: Path = typer.Argument(..., metavar="SUITE", help="Suite YAML file.")) -> None:
+    """Check a suite (keys, names, budgets, data and checkpoint files) without computing anything."""
+    suite = _load_suite_or_fail(suite_path)
+    cells = suite.cells()
+    console.print(f"[green]ok[/] {suite_path}: suite {suite.name!r} v{suite.version}, {len(cells)} cells "
+                  f"({len(suite.datasets)} datasets × {len(suite.models)} models × {len(suite.seeds)} seeds), "
+                  f"{len(suite.attacks)} attacks, N={suite.n_images} × T={suite.n_trials}.")
+
+
+@app.command()
+def run(
+    suite_path: Path = typer.Argument(..., metavar="SUITE", help="Suite YAML file."),
+    shard: str = typer.Option("0/1", help="Run only cells i, i+N, i+2N, ... of the suite (i/N, 0-based)."),
+    output: Optional[Path] = typer.Option(None, help="Override the suite's output folder."),
+    report: bool = typer.Option(True, help="Render tables and figures when the run ends."),
+) -> None:
+    """Train or load every model of a suite, attack it, and write tidy rows, tables and figures.
+
+    Finished cells are skipped on a rerun; a failing cell is recorded and the others go on. The exit
+    code is 1 if any cell failed.
+    """
+    import dataclasses
+
+    from aebench.runner import parse_shard, run_suite
+
+    suite = _load_suite_or_fail(suite_path)
+    if output is not None:
+        suite = dataclasses.replace(suite, output=str(output))
+    try:
+        shard_pair = parse_shard(shard)
+    except ValueError as err:
+        _fail(str(err))
+        return
+    summary = run_suite(suite, shard_pair, console=err_console)
+    console.print(f"cells: {len(summary.finished)} finished, {len(summary.skipped)} skipped (already done), "
+                  f"{len(summary.failed)} failed")
+    for cell_id, error in summary.failed.items():
+        console.print(f"  [red]failed[/] {cell_id}: {error}")
+    if report and (summary.finished or summary.skipped):
+        _render(Path(suite.output), None, show=True)
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+def _render(run_dir: Path, out_dir: Optional[Path], show: bool) -> None:
+    from aebench.report import build_table, render_report, summarise, to_markdown
+    from aebench.results import read_rows
+
+    written = render_report(run_dir, out_dir)
+    if show:
+        rows = read_rows(run_dir)
+        summary = summarise(rows[rows.attack != "none"])
+        for dataset in dict.fromkeys(summary.dataset):
+            for optimizer in dict.fromkeys(summary[summary.dataset == dataset].optimizer):
+                console.print(f"\n[bold]Table 1 — {dataset} ({optimizer}), mean ± std over trials[/]")
+                console.print(to_markdown(build_table(summary, dataset, optimizer)), markup=False, soft_wrap=True)
+    console.print(f"report: {len(written)} files in {written[0].parent}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="Output folder of `aebench run`."),
+    out: Optional[Path] = typer.Option(None, help="Where to write (default RUN_DIR/report)."),
+) -> None:
+    """Render Table 1 (LaTeX + Markdown) and Figures 2-3 from a run folder's rows, without re-running anything."""
+    try:
+        _render(run_dir, out, show=True)
+    except FileNotFoundError as err:
+        _fail(str(err))
+
+
 def _mount_optional_apps() -> None:
     """Attach sub-commands whose modules exist (kept separate so each module owns its commands)."""
     try:

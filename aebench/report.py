@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 from aebench.results import CELLS_DIR, read_rows  # noqa: E402
 
 ATTACK_TITLES = {"latent": "Latent space attack", "max_damage": "Maximum damage attack"}
+ATTACK_SHORT = {"latent": "latent", "max_damage": "max-damage"}
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def to_markdown(table: TableData, digits: int = 2) -> str:
     header = ["model"]
     for c in table.columns:
         arrow = "↑" if table.higher.get((c.attack, c.metric), True) else "↓"
-        header += [f"{ATTACK_TITLES.get(c.attack, c.attack).split()[0]} {c.markdown} {arrow} λ={b:g}"
+        header += [f"{ATTACK_SHORT.get(c.attack, c.attack)} {c.markdown} {arrow} λ={b:g}"
                    for b in table.budgets]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in table.models:

@@ -1,0 +1,48 @@
+"""The LaTeX/Markdown renderers against stored expected files for a fixed set of rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from aebench.report import build_table, summarise, to_latex, to_markdown
+
+EXPECTED = Path(__file__).parent / "data"
+
+
+def _rows() -> pd.DataFrame:
+    rows = []
+    values = {  # (model, attack, metric, higher_is_better): per-budget trial values
+        ("vae", "latent", "msssim_paper_target_adv_recon", False): {1.0: [0.50, 0.60], 3.0: [0.70, 0.80]},
+        ("robust_gmm_dae", "latent", "msssim_paper_target_adv_recon", False): {1.0: [0.30, 0.40], 3.0: [0.45, 0.55]},
+        ("vae", "latent", "msssim_paper_input_adv", False): {1.0: [0.99, 0.97], 3.0: [0.90, 0.92]},
+        ("robust_gmm_dae", "latent", "msssim_paper_input_adv", False): {1.0: [0.95, 0.95], 3.0: [0.91, 0.89]},
+        ("vae", "max_damage", "msssim_paper_recon_adv_recon", True): {1.0: [0.60, 0.68], 3.0: [0.20, 0.30]},
+        ("robust_gmm_dae", "max_damage", "msssim_paper_recon_adv_recon", True): {1.0: [0.90, 0.94], 3.0: [0.80, 0.84]},
+        ("vae", "max_damage", "msssim_paper_input_adv", False): {1.0: [0.98, 0.98], 3.0: [0.93, 0.93]},
+        ("robust_gmm_dae", "max_damage", "msssim_paper_input_adv", False): {1.0: [0.97, 0.99], 3.0: [0.88, 0.90]},
+    }
+    for (model, attack, metric, hib), per_budget in values.items():
+        for budget, trials in per_budget.items():
+            for t, v in enumerate(trials):
+                rows.append(dict(dataset="mnist", model=model, attack=attack, optimizer="lbfgs", metric=metric,
+                                 budget=budget, trial=t, value=v, higher_is_better=hib))
+    return pd.DataFrame(rows)
+
+
+def test_latex_matches_the_stored_expected_file():
+    table = build_table(summarise(_rows()), "mnist", "lbfgs")
+    assert to_latex(table) == (EXPECTED / "table1_expected.tex").read_text()
+
+
+def test_markdown_matches_the_stored_expected_file():
+    table = build_table(summarise(_rows()), "mnist", "lbfgs")
+    assert to_markdown(table) == (EXPECTED / "table1_expected.md").read_text()
+
+
+def test_best_value_follows_each_metrics_direction():
+    table = build_table(summarise(_rows()), "mnist", "lbfgs")
+    latent, _, max_damage, _ = table.columns
+    assert table.best(latent, 1.0) == "robust_gmm_dae"  # lower MS-SSIM to the target is better
+    assert table.best(max_damage, 3.0) == "robust_gmm_dae"  # higher similarity of reconstructions is better
