@@ -31,7 +31,9 @@ Estimator = Literal["mss", "mws"]
 ESTIMATORS: tuple[str, ...] = ("mss", "mws")
 
 
-def mss_log_weights(batch_size: int, dataset_size: int, device: torch.device | None = None) -> Tensor:
+def mss_log_weights(
+    batch_size: int, dataset_size: int, device: torch.device | None = None, dtype: torch.dtype = torch.float64
+) -> Tensor:
     """log W of minibatch stratified sampling, a (B, B) matrix whose rows sum to 1 in probability space.
 
     With M = B − 1: W[i, i] = 1/N (the sample's own posterior), W[i, (i+1) mod B] = (N − M)/(N·M)
@@ -52,7 +54,7 @@ def mss_log_weights(batch_size: int, dataset_size: int, device: torch.device | N
     rows = torch.arange(batch_size)
     weights[rows, (rows + 1) % batch_size] = (n - m) / (n * m)
     weights[rows, rows] = 1.0 / n  # after the stratum entry, so that B = 2 keeps the diagonal at 1/N
-    return weights.log().to(device=device, dtype=torch.get_default_dtype())
+    return weights.log().to(device=device, dtype=dtype)
 
 
 def tc_decomposition(
@@ -78,7 +80,7 @@ def tc_decomposition(
     if estimator == "mws":
         log_w = torch.full((batch, batch), -math.log(batch * dataset_size), dtype=z.dtype, device=z.device)
     else:
-        log_w = mss_log_weights(batch, dataset_size, z.device).to(z.dtype)
+        log_w = mss_log_weights(batch, dataset_size, z.device, z.dtype)
     log_qz = torch.logsumexp(log_w + log_q.sum(dim=2), dim=1)
     log_prod_qzi = torch.logsumexp(log_w.unsqueeze(2) + log_q, dim=1).sum(dim=1)
     log_qz_x = gaussian_log_density(z, mu, logvar).sum(dim=1)
