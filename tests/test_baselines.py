@@ -183,7 +183,7 @@ def test_certified_radius_is_the_largest_root():
     a, b, c, r = 2.0, 1.5, 1.0, 3.0
     s = torch.tensor([0.01, 0.1, 0.3, 0.6, 2.0], dtype=torch.float64)
     radius = certified_radius(s, r, a, b, c)
-    for s_i, r_i in zip(s.tolist(), radius.tolist()):
+    for s_i, r_i in zip(s.tolist(), radius.tolist(), strict=True):
         if 4 * s_i**2 >= r**2 / (2 * a**2):
             assert r_i == 0.0
             continue
@@ -201,7 +201,7 @@ def test_lipschitz_vae_rejects_conv_shapes_with_a_clear_error():
 def _brute_force_wd(mu_a, sd_a, mu_b, sd_b, gamma):
     """min over Gaussian couplings (correlation r per dimension) of E(a − b)² − γ·H[π], by scipy."""
     total = 0.0
-    for ma, sa, mb, sb in zip(mu_a, sd_a, mu_b, sd_b):
+    for ma, sa, mb, sb in zip(mu_a, sd_a, mu_b, sd_b, strict=True):
         def objective(r, ma=ma, sa=sa, mb=mb, sb=sb):
             cost = (ma - mb) ** 2 + sa**2 + sb**2 - 2 * r * sa * sb
             entropy = 0.5 * math.log((2 * math.pi * math.e) ** 2 * sa**2 * sb**2 * (1 - r**2))
@@ -216,8 +216,7 @@ def _brute_force_wd(mu_a, sd_a, mu_b, sd_b, gamma):
 @pytest.mark.parametrize("gamma", [0.05, 0.9, 3.0])
 def test_entropic_w2_matches_brute_force_coupling(gamma):
     g = torch.Generator().manual_seed(5)
-    mu_a, mu_b = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
-    lv_a, lv_b = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
+    mu_a, mu_b, lv_a, lv_b = (torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(4))
     ours = entropic_wasserstein2(mu_a, lv_a, mu_b, lv_b, gamma)
     sd_a, sd_b = torch.exp(0.5 * lv_a).numpy(), torch.exp(0.5 * lv_b).numpy()
     for i in range(4):

@@ -119,7 +119,9 @@ class LipschitzVAE(_LipschitzVAEBase):
 
     description = "Lipschitz-constrained VAE (Björck + GroupSort MLPs, certified radius)"
     paper = "Barrett et al., Certifiably Robust Variational Autoencoders, AISTATS 2022"
-    variant_defaults: ClassVar[dict[str, Any]] = {"beta": 1.0, "likelihood": "continuous_bernoulli", "obs_variance": 0.5}
+    variant_defaults: ClassVar[dict[str, Any]] = {
+        "beta": 1.0, "likelihood": "continuous_bernoulli", "obs_variance": 0.5,
+    }
 
     def __init__(
         self,

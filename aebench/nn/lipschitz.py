@@ -120,7 +120,7 @@ class LipschitzMLP(nn.Module):
             raise ValueError(f"need at least two widths and lipschitz > 0, got {list(widths)}, {lipschitz}.")
         self.lipschitz = float(lipschitz)
         self.layers = nn.ModuleList(
-            BjorckLinear(a, b, iterations, eval_iterations) for a, b in zip(widths[:-1], widths[1:])
+            BjorckLinear(a, b, iterations, eval_iterations) for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
         self.scale = self.lipschitz ** (1.0 / len(self.layers))
         self.activation = GroupSort(group_size)
