@@ -143,16 +143,9 @@ def report(
         _fail(str(err))
 
 
-def _mount_optional_apps() -> None:
-    """Attach sub-commands whose modules exist (kept separate so each module owns its commands)."""
-    try:
-        from aebench.data.cli import app as data_app
-    except ImportError:  # pragma: no cover - the data package always ships its CLI
-        return
-    app.add_typer(data_app, name="data", help="Dataset files: list, locate and download.")
+from aebench.data.cli import app as data_app  # noqa: E402  (sub-command owned by the data package)
 
-
-_mount_optional_apps()
+app.add_typer(data_app, name="data", help="Dataset files: list, locate and download.")
 
 
 def main() -> None:

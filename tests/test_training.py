@@ -1,0 +1,80 @@
+"""Training: loss falls on tiny data, resume continues from the saved epoch, divergence stops clearly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import aebench.training as training
+from aebench.checkpoint import load_model, read_metadata
+from aebench.data import ImageDataset, dataset_info
+
+
+@pytest.fixture
+def tiny_data(monkeypatch):
+    """Replace the dataset loader with 200 train / 50 test structured images (no files)."""
+    gen = torch.Generator().manual_seed(0)
+    info = dataset_info("fashion_mnist_mini")
+
+    def make(n: int) -> ImageDataset:
+        labels = torch.randint(0, 10, (n,), generator=gen)
+        base = torch.zeros(n, 1, 32, 32)
+        for k in range(10):  # one bright band per class: easy structure to learn
+            base[labels == k, :, 3 * k : 3 * k + 3, :] = 1.0
+        noisy = (base * 0.8 + 0.2 * torch.rand(n, 1, 32, 32, generator=gen)).clamp(0, 1)
+        return ImageDataset(info, "train", (noisy * 255).round().to(torch.uint8), labels)
+
+    sets = {"train": make(200), "test": make(50)}
+    monkeypatch.setattr(training, "load_dataset", lambda name, split, root=None: sets[split])
+    return sets
+
+
+def test_training_lowers_the_loss_and_writes_a_self_describing_checkpoint(tiny_data, tmp_path):
+    result = training.train("robust_gmm_dae", "fashion_mnist_mini", epochs=4, batch_size=20, seed=0,
+                            run_dir=tmp_path / "run", progress=False)
+    losses = [record["loss"] for record in result.history]
+    assert losses[-1] < losses[0]
+    meta = read_metadata(result.checkpoint)
+    assert meta["model"] == "robust_gmm_dae" and meta["epoch"] == 4 and meta["seed"] == 0
+    assert meta["dataset"] == "fashion_mnist_mini" and meta["recipe"]["training"]["batch_size"] == 20
+    assert meta["model_args"]["batch_size"] == 20 and "torch" in meta["versions"]
+    assert result.samples.exists() and result.test_mse is not None
+    x = tiny_data["test"].batch(slice(0, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(result.checkpoint).reconstruct(x), result.model.reconstruct(x))
+
+
+def test_resume_continues_from_the_saved_epoch_and_matches_an_uninterrupted_run(tiny_data, tmp_path):
+    kwargs = dict(batch_size=20, seed=1, progress=False)
+    full = training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "full", **kwargs)
+    training.train("gmm_dae", "fashion_mnist_mini", epochs=2, run_dir=tmp_path / "split", **kwargs)
+    resumed = training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "split", **kwargs)
+    history = [json.loads(line) for line in (tmp_path / "split" / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_resume_refuses_a_run_dir_of_another_configuration(tiny_data, tmp_path):
+    training.train("gmm_dae", "fashion_mnist_mini", epochs=1, batch_size=20, run_dir=tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="different seed"):
+        training.train("gmm_dae", "fashion_mnist_mini", epochs=2, batch_size=20, seed=5, run_dir=tmp_path / "r",
+                       progress=False)
+
+
+def test_a_nan_loss_stops_with_the_epoch_and_term(tiny_data, tmp_path, monkeypatch):
+    from aebench.models.gmm_dae import GMMDAE
+
+    original = GMMDAE.loss
+
+    def broken(self, x):
+        terms = original(self, x)
+        terms["cv"] = terms["cv"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(GMMDAE, "loss", broken)
+    with pytest.raises(training.TrainingDivergedError, match=r"epoch 1, step 1: loss term 'cv' is nan"):
+        training.train("gmm_dae", "fashion_mnist_mini", epochs=1, batch_size=20, run_dir=tmp_path / "nan",
+                       progress=False)
