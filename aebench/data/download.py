@@ -85,15 +85,21 @@ class ChecksumError(DataError):
     """A file's MD5 differs from the official one."""
 
 
-def content_md5(path: Path) -> str:
-    """MD5 of ``path``'s content, decompressing ``.gz`` files first.
+def content_md5(path: Path, gzipped: bool | None = None) -> str:
+    """MD5 of ``path``'s content, decompressing gzip files first.
+
+    Args:
+        path: The file.
+        gzipped: Whether it is gzip-compressed; default: whether its name ends in ``.gz``.
 
     Raises:
         ChecksumError: If a ``.gz`` file is not valid gzip (a truncated or HTML error page download).
     """
     digest = hashlib.md5()
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+        if gzipped is None:
+            gzipped = path.suffix == ".gz"
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
             while chunk := fh.read(_CHUNK):
                 digest.update(chunk)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
@@ -155,7 +161,7 @@ def _fetch(remote: RemoteFile, path: Path, quiet: bool) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
             _stream(url, tmp, quiet=quiet)
-            got = content_md5(tmp)
+            got = content_md5(tmp, gzipped=path.suffix == ".gz")  # the .part name hides the suffix
             if got != remote.md5:
                 raise ChecksumError(f"MD5 of the content is {got}, expected {remote.md5}")
             os.replace(tmp, path)
