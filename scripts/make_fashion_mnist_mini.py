@@ -72,7 +72,8 @@ def main() -> None:
     for split, per_class in (("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS)):
         images_path, labels_path = (_find(args.source, f) for f in FILES[split])
         images, labels = read_idx_pair(images_path, labels_path)
-        md5s += [f"{p.name}: {hashlib.md5(read_bytes(p)).hexdigest()} (decompressed)" for p in (images_path, labels_path)]
+        md5s += [f"{p.name}: {hashlib.md5(read_bytes(p)).hexdigest()} (decompressed)"
+                 for p in (images_path, labels_path)]
         keep = first_per_class(labels, per_class)
         arrays[f"{split}_images"] = np.ascontiguousarray(images[keep])
         arrays[f"{split}_labels"] = labels[keep].astype(np.uint8)

@@ -70,7 +70,7 @@ def _isolated(monkeypatch, tmp_path):
 
 @pytest.fixture
 def mnist_root(tmp_path) -> tuple[Path, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """train as raw IDX, test as .gz, in <root>/mnist/."""
+    """The train split as raw IDX, test as .gz, in <root>/mnist/."""
     rng = np.random.default_rng(0)
     arrays = {}
     for split, n, gz in (("train", 30, False), ("test", 20, True)):
@@ -282,7 +282,8 @@ def make_celeba(folder: Path, partition: list[int]) -> list[str]:
         name = f"{i:06d}.jpg"
         Image.fromarray(img).save(folder / "img_align_celeba" / name, quality=95)
         names.append(name)
-    (folder / "list_eval_partition.txt").write_text("".join(f"{n} {p}\n" for n, p in zip(names, partition)))
+    lines = [f"{n} {p}\n" for n, p in zip(names, partition, strict=True)]
+    (folder / "list_eval_partition.txt").write_text("".join(lines))
     return names
 
 

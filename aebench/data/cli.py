@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -19,12 +18,11 @@ app = typer.Typer(help="Dataset files: list, locate and download.", no_args_is_h
 _out = Console()
 _err = Console(stderr=True)
 
-# typer options are built once and shared; Optional[...] because typer still reads annotations at runtime on 3.10.
 _DATA_ROOT = typer.Option(None, "--data-root", envvar=ENV_VAR,
                           help="Folder with the dataset files (default: $AEBENCH_DATA, else ~/.cache/aebench/data).")
 
 
-def _where(name: str, data_root: Optional[Path]) -> str:
+def _where(name: str, data_root: Path | None) -> str:
     """Folder the files of every split were found in, or 'missing (...)'."""
     folders, missing = [], []
     for split in ("train", "test"):
@@ -37,7 +35,7 @@ def _where(name: str, data_root: Optional[Path]) -> str:
     return ", ".join(dict.fromkeys(folders))
 
 
-def _table(data_root: Optional[Path]) -> Table:
+def _table(data_root: Path | None) -> Table:
     table = Table(title=f"Datasets (data root: {resolve_root(data_root)})")
     for column in ("name", "shape", "classes", "D", "K"):
         table.add_column(column, no_wrap=True)
@@ -51,14 +49,14 @@ def _table(data_root: Optional[Path]) -> Table:
 
 
 @app.command("ls")
-def ls(data_root: Optional[Path] = _DATA_ROOT) -> None:
+def ls(data_root: Path | None = _DATA_ROOT) -> None:
     """List the datasets, their image shape, classes and where their files were found."""
     _out.print(_table(data_root))
 
 
 @app.command("info")
-def info(name: Optional[str] = typer.Argument(None, help="A dataset name; all datasets when omitted."),
-         data_root: Optional[Path] = _DATA_ROOT) -> None:
+def info(name: str | None = typer.Argument(None, help="A dataset name; all datasets when omitted."),
+         data_root: Path | None = _DATA_ROOT) -> None:
     """Describe one dataset (files, license, latent size) or list them all."""
     if name is None:
         _out.print(_table(data_root))
@@ -85,8 +83,8 @@ def info(name: Optional[str] = typer.Argument(None, help="A dataset name; all da
 
 @app.command("download")
 def download_cmd(name: str = typer.Argument(..., help="Dataset to fetch (mnist, fashion_mnist, svhn)."),
-                 data_root: Optional[Path] = _DATA_ROOT,
-                 force: bool = typer.Option(False, "--force", help="Download again even if valid files exist.")) -> None:
+                 data_root: Path | None = _DATA_ROOT,
+                 force: bool = typer.Option(False, "--force", help="Fetch again even if valid files exist.")) -> None:
     """Download the official files of a dataset into <data root>/<name>/ and verify their MD5 checksums."""
     from aebench.data.download import download
 

@@ -30,6 +30,7 @@ class ImageDataset:
     labels: torch.Tensor | None
 
     def __post_init__(self) -> None:
+        """Check dtypes and shapes."""
         # A loader bug caught here is far cheaper than a model silently trained on transposed images.
         if self.images.dtype != torch.uint8 or tuple(self.images.shape[1:]) != tuple(self.info.image_shape):
             raise DataError(f"{self.info.name}/{self.split}: images must be uint8 (N, {self.info.image_shape}), "
@@ -40,6 +41,7 @@ class ImageDataset:
                                 f"{self.labels.dtype} {tuple(self.labels.shape)}.")
 
     def __len__(self) -> int:
+        """Number of images."""
         return int(self.images.shape[0])
 
     def batch(self, index: torch.Tensor | slice) -> torch.Tensor:
@@ -47,5 +49,6 @@ class ImageDataset:
         return self.images[index].to(torch.float32).div_(255.0)
 
     def __repr__(self) -> str:
+        """Short summary (the tensors themselves are too large to print)."""
         return (f"ImageDataset(name={self.info.name!r}, split={self.split!r}, n={len(self)}, "
                 f"shape={tuple(self.info.image_shape)})")

@@ -7,9 +7,9 @@ Data root, in order of precedence:
 3. ``~/.cache/aebench/data`` (created by ``aebench data download``).
 
 Inside the root a dataset's files are looked for in ``<root>/<name>/`` first, then in the folder names other tools
-use (torchvision's ``<root>/MNIST/raw/`` and ``<root>/FashionMNIST/raw/``, and ``<root>/fashion-mnist/``), then in ``<root>/``
-itself. After the root, system locations are searched: the Debian package ``dataset-fashion-mnist`` installs the
-official Fashion-MNIST files in ``/usr/share/datasets/fashion-mnist/``.
+use (torchvision's ``<root>/MNIST/raw/`` and ``<root>/FashionMNIST/raw/``, and ``<root>/fashion-mnist/``), then in
+``<root>/`` itself. After the root, system locations are searched: the Debian package ``dataset-fashion-mnist``
+installs the official Fashion-MNIST files in ``/usr/share/datasets/fashion-mnist/``.
 
 All files of one split must come from one folder: mixing, say, MNIST images with Fashion-MNIST labels of the same
 size would load without any error, so a folder that holds only part of a split is reported, not completed from
@@ -147,7 +147,7 @@ def _search(name: str, specs: Sequence[FileSpec],
         if all(p is not None for p in found):
             return [p for p in found if p is not None], []
         if any(p is not None for p in found):
-            lacking = ", ".join(s.describe() for s, p in zip(specs, found) if p is None)
+            lacking = ", ".join(s.describe() for s, p in zip(specs, found, strict=True) if p is None)
             partial.append(f"  {folder} lacks {lacking}")
     return None, partial
 
