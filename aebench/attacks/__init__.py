@@ -1,0 +1,30 @@
+"""Adversarial attacks on autoencoders (Saseendran et al., NeurIPS 2022, eq. 12 and 13).
+
+``run_attack(model, x, attack="latent" | "max_damage", budget=λ, optimizer="lbfgs" | "pgd" | "noise", ...)``
+attacks a whole batch of (image, trial) pairs at once within ‖δ‖₂ ≤ λ and x + δ ∈ [0, 1].
+"""
+
+from __future__ import annotations
+
+from aebench.attacks.api import (
+    DEFAULT_BUDGETS,
+    DEFAULT_OPTIMIZER,
+    OPTIMIZERS,
+    AttackResult,
+    eval_mode,
+    optimizer_options,
+    run_attack,
+)
+from aebench.attacks.objectives import ATTACKS, AttackObjective
+
+__all__ = [
+    "ATTACKS",
+    "DEFAULT_BUDGETS",
+    "DEFAULT_OPTIMIZER",
+    "OPTIMIZERS",
+    "AttackObjective",
+    "AttackResult",
+    "eval_mode",
+    "optimizer_options",
+    "run_attack",
+]
