@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
+from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from aebench.data._info import DATASETS
@@ -160,7 +160,7 @@ def _fetch(remote: RemoteFile, path: Path, quiet: bool) -> None:
     for url in remote.urls:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
         try:
-            _stream(url, tmp, quiet=quiet)
+            _stream(url, tmp, label=remote.filename, quiet=quiet)
             got = content_md5(tmp, gzipped=path.suffix == ".gz")  # the .part name hides the suffix
             if got != remote.md5:
                 raise ChecksumError(f"MD5 of the content is {got}, expected {remote.md5}")
@@ -169,7 +169,8 @@ def _fetch(remote: RemoteFile, path: Path, quiet: bool) -> None:
         except ChecksumError as err:
             checksum_failures.append(f"  {url}: {err}")
         except (URLError, OSError, ValueError) as err:  # HTTPError, timeouts and resets are URLError/OSError
-            failures.append(f"  {url}: {type(err).__name__}: {getattr(err, 'reason', err)}")
+            reason = str(err) if isinstance(err, HTTPError) else getattr(err, "reason", err)
+            failures.append(f"  {url}: {type(err).__name__}: {reason}")
         finally:
             tmp.unlink(missing_ok=True)
     if checksum_failures:
@@ -180,13 +181,13 @@ def _fetch(remote: RemoteFile, path: Path, quiet: bool) -> None:
                     + f"\nCheck the network (or a proxy via $https_proxy), or copy the file by hand to {path}.")
 
 
-def _stream(url: str, dest: Path, quiet: bool) -> None:
+def _stream(url: str, dest: Path, label: str, quiet: bool) -> None:
     """Write the body of ``url`` to ``dest`` in chunks, with a progress bar unless ``quiet``."""
     request = Request(url, headers={"User-Agent": "aebench (python urllib)"})
     with urlopen(request, timeout=TIMEOUT_S) as response, open(dest, "wb") as out:
         length = response.headers.get("Content-Length") if getattr(response, "headers", None) else None
         total = int(length) if length and str(length).isdigit() else None
-        advance = _progress(dest.name.lstrip(".").split(".part")[0], total, quiet)
+        advance = _progress(label, total, quiet)
         try:
             while chunk := response.read(_CHUNK):
                 out.write(chunk)
