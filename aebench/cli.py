@@ -117,17 +117,14 @@ def run(
 
 
 def _render(run_dir: Path, out_dir: Optional[Path], show: bool) -> None:
-    from aebench.report import build_table, render_report, summarise, to_markdown
-    from aebench.results import read_rows
+    from aebench.report import render_report
 
     written = render_report(run_dir, out_dir)
     if show:
-        rows = read_rows(run_dir)
-        summary = summarise(rows[rows.attack != "none"])
-        for dataset in dict.fromkeys(summary.dataset):
-            for optimizer in dict.fromkeys(summary[summary.dataset == dataset].optimizer):
-                console.print(f"\n[bold]Table 1 — {dataset} ({optimizer}), mean ± std over trials[/]")
-                console.print(to_markdown(build_table(summary, dataset, optimizer)), markup=False, soft_wrap=True)
+        for path in written:
+            if path.suffix == ".md" and "_noise" not in path.name:
+                console.print()
+                console.print(path.read_text(), markup=False, soft_wrap=True)
     console.print(f"report: {len(written)} files in {written[0].parent}")
 
 

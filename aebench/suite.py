@@ -21,7 +21,8 @@ import yaml
 DEFAULT_BUDGETS = (1.0, 3.0, 5.0)
 _SUITE_KEYS = {"name", "version", "description", "datasets", "models", "training", "attacks", "metrics",
                "noise_baseline", "n_images", "n_trials", "seeds", "device", "output", "cache_dir", "data_root",
-               "attack_batch_size", "examples", "paper_results"}
+               "attack_batch_size", "examples", "paper_results", "tables", "downstream", "fidelity"}
+_TABLES = ("table1", "table2", "table3")
 _MODEL_KEYS = {"name", "label", "recipe", "overrides", "checkpoint"}
 _ATTACK_KEYS = {"name", "optimizer", "budgets", "options"}
 _TRAINING_KEYS = {"epochs", "batch_size", "lr", "lr_step_epochs", "lr_gamma"}
@@ -82,6 +83,7 @@ class Suite:
     examples: int = 6
     description: str = ""
     paper_results: str | None = None
+    tables: tuple[str, ...] = ("table1",)
 
     def cells(self) -> list[Cell]:
         """Every (dataset, model, seed) combination, in a stable order."""
@@ -271,6 +273,14 @@ def _parse_datasets(raw: dict, problems: _Problems, data_root: str | None) -> li
     return [str(n) for n in names]
 
 
+def _parse_tables(raw: dict, problems: _Problems) -> tuple[str, ...]:
+    tables = _nonempty_list(raw, "tables", problems, default=["table1"])
+    for name in tables:
+        if name not in _TABLES:
+            problems.add("tables", f"unknown table {name!r}.{_did_you_mean(name, list(_TABLES))}")
+    return tuple(str(t) for t in tables)
+
+
 def load_suite(path: str | Path, check_data: bool = True) -> Suite:
     """Read and validate a suite file.
 
@@ -316,7 +326,7 @@ def load_suite(path: str | Path, check_data: bool = True) -> Suite:
         output=str(raw.get("output", Path("results") / path.stem)), cache_dir=str(raw.get("cache_dir", "runs/cache")),
         data_root=data_root, attack_batch_size=_positive_int(raw, "attack_batch_size", 1000, problems),
         examples=int(raw.get("examples", 6)), description=str(raw.get("description", "")),
-        paper_results=raw.get("paper_results"),
+        paper_results=raw.get("paper_results"), tables=_parse_tables(raw, problems),
     )
     problems.raise_if_any()
     return Suite(**suite_kwargs)
