@@ -1,0 +1,247 @@
+"""Fidelity metrics: the Fréchet distance against closed forms and scipy, the feature classifier, Inception errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from aebench.data import load_dataset
+from aebench.fidelity import (
+    ClassifierAccuracyError,
+    ClassifierTrainingError,
+    FeatureClassifier,
+    InceptionUnavailableError,
+    fd_classifier,
+    feature_statistics,
+    fid_inception,
+    frechet_distance,
+    get_feature_classifier,
+    require_inception,
+)
+from aebench.fidelity import feature_classifier as fc
+from aebench.fidelity import inception as inception_module
+from aebench.model import AutoEncoder
+
+
+def _scipy_frechet(mu1, s1, mu2, s2) -> float:
+    """Independent reference: the textbook formula with scipy's general matrix square root."""
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean).real)
+
+
+def _random_spd(rng: np.random.Generator, dim: int) -> np.ndarray:
+    a = rng.normal(size=(dim, dim))
+    return a @ a.T / dim + 0.1 * np.eye(dim)
+
+
+def test_diagonal_gaussians_match_closed_form() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.1, 3.0, 6), rng.uniform(0.1, 3.0, 6)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    closed = float(np.sum((np.sqrt(a) - np.sqrt(b)) ** 2) + np.sum((mu1 - mu2) ** 2))
+    value = frechet_distance(mu1, np.diag(a), mu2, np.diag(b))
+    assert value == pytest.approx(closed, abs=1e-4)
+    assert _scipy_frechet(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(closed, abs=1e-4)
+
+
+def test_full_covariances_match_scipy_sqrtm() -> None:
+    rng = np.random.default_rng(1)
+    for dim in (2, 10, 40):
+        s1, s2 = _random_spd(rng, dim), _random_spd(rng, dim)
+        mu1, mu2 = rng.normal(size=dim), rng.normal(size=dim)
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(_scipy_frechet(mu1, s1, mu2, s2), abs=1e-4)
+
+
+def test_accepts_tensors_and_singular_covariances() -> None:
+    rng = np.random.default_rng(2)
+    # 5 samples of 20 features: rank-deficient covariances, where a general sqrtm goes complex.
+    f1, f2 = rng.normal(size=(5, 20)), rng.normal(size=(5, 20))
+    mu1, s1 = feature_statistics(torch.from_numpy(f1).float())
+    mu2, s2 = feature_statistics(f2)
+    value = frechet_distance(torch.from_numpy(mu1), torch.from_numpy(s1), mu2, s2)
+    assert np.isfinite(value) and value > 0
+    assert value == pytest.approx(_scipy_frechet(mu1, s1, mu2, s2), rel=1e-3)
+
+
+def test_identical_sets_give_zero() -> None:
+    features = np.random.default_rng(3).normal(size=(500, 32))
+    mu, sigma = feature_statistics(features)
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_grows_monotonically_with_shift() -> None:
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(400, 8))
+    mu0, s0 = feature_statistics(base)
+    values = []
+    for shift in (0.0, 0.1, 0.5, 1.0, 2.0):
+        mu, s = feature_statistics(base + shift)
+        values.append(frechet_distance(mu, s, mu0, s0))
+    assert values[0] == pytest.approx(0.0, abs=1e-8)
+    assert all(b > a for a, b in zip(values, values[1:], strict=False))
+    # A pure shift of every feature by c changes only the mean term: 8·c².
+    assert values[-1] == pytest.approx(8 * 4.0, rel=1e-6)
+
+
+def test_feature_statistics_match_numpy() -> None:
+    features = np.random.default_rng(5).normal(size=(50, 4))
+    mu, sigma = feature_statistics(features)
+    np.testing.assert_allclose(mu, features.mean(axis=0))
+    np.testing.assert_allclose(sigma, np.cov(features, rowvar=False))
+
+
+def test_bad_inputs_raise() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        feature_statistics(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        feature_statistics(np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        feature_statistics(np.full((3, 2), np.nan))
+    with pytest.raises(ValueError, match="feature spaces differ"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+    with pytest.raises(ValueError, match="sigma1"):
+        frechet_distance(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
+
+
+# ----------------------------------------------------------------------------------------------- feature classifier
+
+
+class _DataSampler(AutoEncoder):
+    """A 'generator' that returns real test images (or noise), so fd_classifier has a known ordering."""
+
+    def __init__(self, images: torch.Tensor, noise: float = 0.0) -> None:
+        super().__init__((1, 32, 32), 2)
+        self.images = images
+        self.noise = noise
+
+    def encode(self, x):  # noqa: D102
+        return x.flatten(1)[:, :2]
+
+    def decode(self, z):  # noqa: D102
+        return torch.zeros(z.shape[0], *self.image_shape)
+
+    def loss(self, x):  # noqa: D102
+        return {"loss": x.sum() * 0}
+
+    def sample_latent(self, n, generator=None):  # noqa: D102
+        return torch.zeros(n, 2)
+
+    def sample(self, n, generator=None):  # noqa: D102
+        index = torch.randint(0, self.images.shape[0], (n,), generator=generator)
+        images = self.images[index]
+        if self.noise:
+            images = images + self.noise * torch.randn(images.shape, generator=generator)
+        return images.clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def mini_classifier(tmp_path_factory) -> FeatureClassifier:
+    """A quickly trained classifier on the embedded mini set (one epoch: the test does not need full accuracy)."""
+    cache = tmp_path_factory.mktemp("classifiers")
+    return get_feature_classifier("fashion_mnist_mini", cache_dir=cache, device="cpu", epochs=1, min_accuracy=0.5,
+                                  progress=False)
+
+
+def test_classifier_cached_with_metadata(mini_classifier: FeatureClassifier) -> None:
+    path = mini_classifier.meta["path"]
+    meta = json.loads(open(path.replace(".safetensors", ".json")).read())
+    assert meta["dataset"] == "fashion_mnist_mini" and meta["seed"] == 0 and meta["epochs"] == 1
+    assert meta["test_accuracy"] >= 0.5 and "torch" in meta["versions"]
+    again = get_feature_classifier("fashion_mnist_mini", cache_dir=path.rsplit("/", 1)[0], device="cpu", epochs=1,
+                                   min_accuracy=0.5, progress=False)
+    assert again.meta["train_seconds"] == mini_classifier.meta["train_seconds"]  # loaded, not retrained
+    for a, b in zip(again.state_dict().values(), mini_classifier.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_classifier_below_threshold_raises_and_is_not_cached(mini_classifier, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(fc, "train_feature_classifier", lambda *a, **k: mini_classifier)
+    with pytest.raises(ClassifierAccuracyError, match="test accuracy"):
+        get_feature_classifier("fashion_mnist_mini", cache_dir=tmp_path, epochs=1, min_accuracy=0.999)
+    assert not list(tmp_path.iterdir())
+
+
+def test_classifier_training_is_deterministic_and_time_bounded() -> None:
+    train = load_dataset("fashion_mnist_mini", "train")
+    test = load_dataset("fashion_mnist_mini", "test")
+    small = type(train)(train.info, "train", train.images[:256], train.labels[:256])
+    first = fc.train_feature_classifier(small, test, epochs=1, device="cpu", progress=False)
+    second = fc.train_feature_classifier(small, test, epochs=1, device="cpu", progress=False)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ClassifierTrainingError, match="max_seconds"):
+        fc.train_feature_classifier(small, test, epochs=1, device="cpu", max_seconds=0.0, progress=False)
+
+
+def test_unlabelled_dataset_has_no_classifier(tmp_path) -> None:
+    with pytest.raises(ClassifierTrainingError, match="fid_inception"):
+        get_feature_classifier("celeba", cache_dir=tmp_path)
+
+
+def test_fd_classifier_orders_generators(mini_classifier: FeatureClassifier) -> None:
+    test = load_dataset("fashion_mnist_mini", "test")
+    real = _DataSampler(test.batch(slice(None)))
+    noisy = _DataSampler(test.batch(slice(None)), noise=0.3)
+    blank = _DataSampler(torch.zeros(10, 1, 32, 32))
+    kwargs = {"n_samples": 1000, "classifier": mini_classifier, "batch_size": 300}
+    values = [fd_classifier(m, "fashion_mnist_mini", **kwargs) for m in (real, noisy, blank)]
+    assert values[0] < values[1] < values[2]
+    assert fd_classifier(noisy, "fashion_mnist_mini", **kwargs) == values[1]  # seeded samples
+
+
+def test_fd_classifier_rejects_wrong_shape(mini_classifier: FeatureClassifier) -> None:
+    wrong = _DataSampler(torch.zeros(4, 1, 28, 28))
+    with pytest.raises(ValueError, match="shape"):
+        fd_classifier(wrong, "fashion_mnist_mini", n_samples=10, classifier=mini_classifier)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("dataset", "threshold"), [("fashion_mnist_mini", 0.80), ("fashion_mnist", 0.90)])
+def test_default_classifier_reaches_threshold(dataset: str, threshold: float, tmp_path) -> None:
+    classifier = get_feature_classifier(dataset, cache_dir=tmp_path, device="cpu", progress=False)
+    assert classifier.meta["test_accuracy"] >= threshold
+
+
+# ------------------------------------------------------------------------------------------------------ Inception
+
+
+def test_inception_without_weights_says_where_to_put_them(monkeypatch) -> None:
+    monkeypatch.delenv("AEBENCH_INCEPTION_WEIGHTS", raising=False)
+    with pytest.raises(InceptionUnavailableError, match="weights_path"):
+        require_inception()
+    with pytest.raises(InceptionUnavailableError, match="does not exist"):
+        fid_inception(_DataSampler(torch.zeros(2, 1, 32, 32)), "fashion_mnist_mini", "/nonexistent/inception.pth")
+
+
+def test_inception_without_torch_fidelity_says_what_to_install(monkeypatch, tmp_path) -> None:
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    weights.write_bytes(b"stand-in")
+    real_import = inception_module.importlib.import_module
+
+    def missing(name, *args):
+        if name in ("torch_fidelity", "torchvision"):
+            raise ModuleNotFoundError(f"No module named '{name}'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(inception_module.importlib, "import_module", missing)
+    with pytest.raises(InceptionUnavailableError, match="pip install torch-fidelity"):
+        require_inception(weights)
+    monkeypatch.setenv("AEBENCH_INCEPTION_WEIGHTS", str(weights))
+    with pytest.raises(InceptionUnavailableError, match="pip install torch-fidelity"):
+        fid_inception(_DataSampler(torch.zeros(2, 1, 32, 32)), "fashion_mnist_mini")
+
+
+def test_inception_with_broken_torchvision_explains(monkeypatch, tmp_path) -> None:
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"stand-in")
+
+    def broken(name, *args):
+        raise RuntimeError("operator torchvision::nms does not exist")
+
+    monkeypatch.setattr(inception_module.importlib, "import_module", broken)
+    with pytest.raises(InceptionUnavailableError, match="constraints.txt"):
+        require_inception(weights)
