@@ -1,0 +1,267 @@
+"""Batched attacks against the authors' per-image L-BFGS-B loop: speed, objective and arithmetic rate.
+
+The baseline is the protocol of Saseendran et al. (NeurIPS 2022) as their scripts run it (official-code-spec.md
+§7.1–7.2): one image at a time, scipy's ``fmin_l_bfgs_b`` (Byrd et al. 1995) on a float64 copy of the torch
+objective and gradient, box bounds [−x, 1 − x], the λ-ball rescale inside the objective and at the end, a
+``sample_d_ball`` start, m = 25 (latent) / 100 (maximum damage), factr = 10, pgtol = 1e-5 / 1e-20, scipy's
+default iteration caps. Every other method attacks all (image, trial) pairs of a setting as one batch through
+``aebench.attacks.run_attack`` on the same model, pairs, targets and budgets.
+
+Printed per setting (attack × λ) and method: mean objective (lower is a stronger attack; max-damage values are
+negative), its difference to the per-image loop, images per second and its ratio to the per-image loop, and the
+method's arithmetic rate as a fraction of this machine's float32 matmul rate, measured in the same run. FLOPs are
+counted from the network's linear and convolution layers by forward hooks; a forward that builds a graph is followed
+by one input-gradient backward of the same cost (one matmul per layer: parameter gradients are never computed).
+
+Usage:
+    python benchmarks/attack_throughput.py --checkpoint runs/fmnist_gmm_dae.safetensors --pairs 1000
+    python benchmarks/attack_throughput.py --pairs 40 --train-steps 200        # no checkpoint: train one here
+    python benchmarks/attack_throughput.py --pairs 40 --variant pgd:steps=50 --variant lbfgs:backend=scipy
+
+``--checkpoint`` loads a model saved by ``aebench.checkpoint``; when the file does not exist, a ``gmm_dae`` with the
+fully connected trunk is trained here for ``--train-steps`` Adam steps on Fashion-MNIST and saved to that path (no
+path: kept in memory). ``--random-images`` replaces the data set by uniform noise images (only for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.optimize import fmin_l_bfgs_b
+from torch import Tensor, nn
+
+from aebench.attacks import ATTACKS, run_attack
+from aebench.attacks._project import rescale_to_ball, sample_d_ball
+from aebench.model import AutoEncoder
+
+
+# ----------------------------------------------------------------------------------------------- model and data
+def get_model(args: argparse.Namespace) -> AutoEncoder:
+    """Load ``--checkpoint`` or train a small FC gmm_dae here (and save it to ``--checkpoint`` when given)."""
+    from aebench.checkpoint import load_model, save_checkpoint
+
+    if args.checkpoint and Path(args.checkpoint).is_file():
+        return load_model(args.checkpoint).eval()
+    from aebench.models import create_model
+
+    image_shape, latent_dim, num_components = (1, 32, 32), 10, 10
+    model = create_model("gmm_dae", image_shape=image_shape, latent_dim=latent_dim, num_components=num_components,
+                         batch_size=args.train_batch)
+    if args.train_steps > 0:
+        train = _images("train", 60_000, args)[0]
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        gen = torch.Generator().manual_seed(args.seed)
+        model.train()
+        t0 = time.perf_counter()
+        for _ in range(args.train_steps):
+            batch = train[torch.randint(0, train.shape[0], (args.train_batch,), generator=gen)]
+            loss = model.loss(batch)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        print(f"trained gmm_dae for {args.train_steps} steps in {time.perf_counter() - t0:.0f} s "
+              f"(last loss {loss.item():.4g})")
+        if args.checkpoint:
+            save_checkpoint(args.checkpoint, model, dataset="fashion_mnist", seed=args.seed,
+                            steps=args.train_steps, note="benchmarks/attack_throughput.py quick training")
+            print(f"saved {args.checkpoint}")
+    return model.eval()
+
+
+def _images(split: str, n: int, args: argparse.Namespace) -> tuple[Tensor, Tensor]:
+    if args.random_images:
+        gen = torch.Generator().manual_seed(args.seed + 1)
+        return torch.rand(n, 1, 32, 32, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+    from aebench.data import load_dataset
+
+    data = load_dataset("fashion_mnist", split)
+    return data.images.float() if data.images.is_floating_point() else data.images.float() / 255.0, data.labels
+
+
+def pairs_and_targets(args: argparse.Namespace) -> tuple[Tensor, Tensor]:
+    """(image, trial) pairs: ``pairs // trials`` random test images, each repeated ``trials`` times, with targets.
+
+    A latent target is the next test image (cyclically) of another class, as in the authors' ``get_target_image``.
+    """
+    images, labels = _images("test", 10_000, args)
+    gen = torch.Generator().manual_seed(args.seed)
+    n_images = max(1, args.pairs // args.trials)
+    sources = torch.randperm(images.shape[0], generator=gen)[:n_images]
+    targets = []
+    for i in sources.tolist():
+        j = (i + 1) % images.shape[0]
+        while labels[j] == labels[i]:
+            j = (j + 1) % images.shape[0]
+        targets.append(j)
+    src = sources.repeat_interleave(args.trials)[: args.pairs]
+    tgt = torch.tensor(targets).repeat_interleave(args.trials)[: args.pairs]
+    return images[src].contiguous(), images[tgt].contiguous()
+
+
+# ---------------------------------------------------------------------------------------------- FLOP accounting
+class FlopCounter:
+    """Counts multiply-adds (×2) of Linear/Conv layers; graph-building forwards count twice (input backward)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.flops = 0.0
+        self.handles = [m.register_forward_hook(self._hook) for m in model.modules()
+                        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+
+    def _hook(self, module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        if isinstance(module, nn.Linear):
+            flops = 2.0 * output.numel() * module.in_features
+        elif isinstance(module, nn.Conv2d):
+            flops = 2.0 * output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+        else:  # a transposed conv does the work of a conv from its output back to its input
+            flops = 2.0 * inputs[0].numel() * module.out_channels // module.groups * math.prod(module.kernel_size)
+        self.flops += flops * (2.0 if torch.is_grad_enabled() and output.requires_grad else 1.0)
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 8) -> float:
+    """Best float32 matmul rate of this machine (GFLOP/s) over a few repeats."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * size**3 / best / 1e9
+
+
+# ------------------------------------------------------------------------------------------ the authors' loop
+def per_image_lbfgs(model: AutoEncoder, x: Tensor, target: Tensor | None, attack: str, budget: float,
+                    seed: int) -> Tensor:
+    """The authors' protocol, one image at a time with scipy's L-BFGS-B; returns the objective per image."""
+    objective = ATTACKS[attack]
+    gen = torch.Generator().manual_seed(seed)
+    out = torch.empty(x.shape[0])
+    with torch.no_grad():
+        reference = objective.reference(model, x, target)
+    for i in range(x.shape[0]):
+        xi, ref = x[i : i + 1], reference[i : i + 1]
+
+        def fun(v_flat: np.ndarray, xi: Tensor = xi, ref: Tensor = ref) -> tuple[float, np.ndarray]:
+            v = torch.from_numpy(v_flat).float().view_as(xi).requires_grad_(True)
+            value = objective.value(model, xi + rescale_to_ball(v, budget), ref).sum()
+            (grad,) = torch.autograd.grad(value, v)
+            return float(value), grad.double().flatten().numpy()
+
+        x64 = xi.double().flatten().numpy()
+        v0 = sample_d_ball(tuple(xi.shape), budget, gen).double().flatten().numpy()
+        v, _, _ = fmin_l_bfgs_b(fun, v0, bounds=list(zip(-x64, 1.0 - x64)), m=objective.lbfgs_history, factr=10,
+                                pgtol=objective.lbfgs_pgtol)
+        delta = rescale_to_ball(torch.from_numpy(v).float().view_as(xi), budget)
+        with torch.no_grad():
+            out[i] = objective.value(model, (xi + delta).clamp(0, 1), ref)[0]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- driver
+@dataclass
+class Measurement:
+    method: str
+    objective: float
+    images_per_s: float
+    images_per_cpu_s: float
+    gflops: float
+
+
+def parse_variant(text: str) -> tuple[str, str, dict[str, object]]:
+    """``[label=]optimizer[:key=value,...]`` → (label, optimizer, options)."""
+    label, _, rest = text.rpartition("=") if "=" in text.split(":")[0] else ("", "", text)
+    optimizer, _, opts = rest.partition(":")
+    options: dict[str, object] = {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return label or text, optimizer, options
+
+
+def measure(name: str, fn, model: AutoEncoder, n: int) -> Measurement:
+    counter = FlopCounter(model)
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        values = fn()
+    finally:
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+        counter.close()
+    return Measurement(name, float(values.mean()), n / seconds, n / cpu_seconds, counter.flops / seconds / 1e9)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="model checkpoint (trained here and saved when the file does not exist)")
+    p.add_argument("--train-steps", type=int, default=300, help="Adam steps when no checkpoint exists (0: untrained)")
+    p.add_argument("--train-batch", type=int, default=128)
+    p.add_argument("--pairs", type=int, default=1000, help="(image, trial) pairs per setting")
+    p.add_argument("--trials", type=int, default=10, help="trials per image (pairs // trials distinct images)")
+    p.add_argument("--budgets", type=float, nargs="+", default=[1.0, 3.0])
+    p.add_argument("--attacks", nargs="+", default=["latent", "max_damage"])
+    p.add_argument("--variant", action="append", default=None,
+                   help="batched method [label=]optimizer[:opt=val,...]; repeatable (default: lbfgs and pgd)")
+    p.add_argument("--skip-per-image", action="store_true", help="skip the slow per-image loop (no ratios)")
+    p.add_argument("--random-images", action="store_true", help="uniform noise instead of Fashion-MNIST")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    model = get_model(args)
+    for param in model.parameters():  # nothing here needs parameter gradients
+        param.requires_grad_(False)
+    x, target = pairs_and_targets(args)
+    variants = [parse_variant(v) for v in (args.variant or ["lbfgs", "pgd"])]
+    peak = matmul_gflops()
+    print(f"model {model.registry_name}, {x.shape[0]} pairs ({args.trials} trials), {args.threads} threads, "
+          f"float32 matmul {peak:.1f} GFLOP/s")
+
+    for attack in args.attacks:
+        for budget in args.budgets:
+            tgt = target if ATTACKS[attack].needs_target else None
+            rows: list[Measurement] = []
+            if not args.skip_per_image:
+                rows.append(measure("per-image L-BFGS-B (authors)",
+                                    lambda: per_image_lbfgs(model, x, tgt, attack, budget, args.seed), model, len(x)))
+            for label, optimizer, options in variants:
+                gen = torch.Generator().manual_seed(args.seed)
+                rows.append(measure(label, lambda: run_attack(model, x, attack=attack, budget=budget,
+                                                              optimizer=optimizer, target=tgt, generator=gen,
+                                                              **options).objective, model, len(x)))
+            gen = torch.Generator().manual_seed(args.seed)
+            noise = float(run_attack(model, x, attack=attack, budget=budget, optimizer="noise", target=tgt,
+                                     generator=gen).objective.mean())
+            base = rows[0] if not args.skip_per_image else None
+            print(f"\n{attack}  λ={budget:g}   (noise at the same budget: {noise:.4f})")
+            print(f"  {'method':34s} {'mean obj':>10s} {'Δ vs loop':>10s} {'obj ratio':>9s} {'img/s':>8s} "
+                  f"{'speed×':>7s} {'img/cpu-s':>9s} {'cpu×':>6s} {'GFLOP/s':>8s} {'of matmul':>9s}")
+            for r in rows:
+                delta = f"{r.objective - base.objective:+10.4f}" if base else f"{'':>10s}"
+                ratio = f"{r.objective / base.objective:9.3f}" if base and base.objective else f"{'':>9s}"
+                speed = f"{r.images_per_s / base.images_per_s:7.1f}" if base else f"{'':>7s}"
+                cpu = f"{r.images_per_cpu_s / base.images_per_cpu_s:6.1f}" if base else f"{'':>6s}"
+                print(f"  {r.method:34s} {r.objective:10.4f} {delta} {ratio} {r.images_per_s:8.1f} {speed} "
+                      f"{r.images_per_cpu_s:9.1f} {cpu} {r.gflops:8.2f} {r.gflops / peak:9.1%}")
+    print("\nimg/s is wall-clock; img/cpu-s divides by this process's CPU time, which other load on a shared machine "
+          "disturbs less.")
+    print("Δ < 0 means a stronger attack than the per-image loop (lower objective); obj ratio = mean/mean_loop "
+          "(latent: < 1 is stronger; max damage, negative values: > 1 is stronger).")
+
+
+if __name__ == "__main__":
+    main()
