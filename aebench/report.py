@@ -122,8 +122,11 @@ class TableData:
 
 
 def build_table(summary: pd.DataFrame, layout: Layout, optimizer: str, dataset: str | None = None,
-                paper: pd.DataFrame | None = None) -> TableData:
-    """Collect one slice of a summary into a table of ``layout`` (attack rows of ``optimizer`` only)."""
+                paper: pd.DataFrame | None = None, model_order: list[str] | None = None) -> TableData:
+    """Collect one slice of a summary into a table of ``layout`` (attack rows of ``optimizer`` only).
+
+    Rows follow ``model_order`` (the suite's order) where given, else the order of appearance.
+    """
     part = summary if dataset is None else summary[summary.dataset == dataset]
     part = part[(part.optimizer == optimizer) | (part.attack == "none")]
     budgets = sorted(part[part.attack != "none"].budget.unique())
@@ -156,7 +159,8 @@ def build_table(summary: pd.DataFrame, layout: Layout, optimizer: str, dataset: 
         else:
             paper_values = {k: v for k, v in paper_values.items() if k[1] != index}
     subcolumns = kept
-    models = list(dict.fromkeys(part.model))
+    present = list(dict.fromkeys(part.model))
+    models = [m for m in model_order or [] if m in present] + [m for m in present if m not in (model_order or [])]
     title = f"{layout.caption}" + (f" — {dataset}" if dataset else "") + f" ({optimizer})"
     return TableData(layout, title, subcolumns, models, values, higher, paper_values)
 
@@ -384,14 +388,15 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> lis
     written = [out / "summary.csv"]
     datasets = list(dict.fromkeys(summary.dataset))
     optimizers = [o for o in dict.fromkeys(summary.optimizer) if o != "none"]
+    order = [m["label"] for m in meta.get("models", [])]
     for name in meta.get("tables") or ["table1"]:
         for optimizer in optimizers:
             if name == "table3":
-                table = build_table(summary, table3_layout(datasets), optimizer, None, paper)
+                table = build_table(summary, table3_layout(datasets), optimizer, None, paper, order)
                 written += _write_table(table, out / f"table3_{optimizer}")
                 continue
             for dataset in datasets:
-                table = build_table(summary, LAYOUTS[name], optimizer, dataset, paper)
+                table = build_table(summary, LAYOUTS[name], optimizer, dataset, paper, order)
                 written += _write_table(table, out / f"{name}_{dataset}_{optimizer}")
     for dataset in datasets:
         for optimizer in optimizers:
