@@ -157,7 +157,7 @@ def per_image_lbfgs(model: AutoEncoder, x: Tensor, target: Tensor | None, attack
             v = torch.from_numpy(v_flat).float().view_as(xi).requires_grad_(True)
             value = objective.value(model, xi + rescale_to_ball(v, budget), ref).sum()
             (grad,) = torch.autograd.grad(value, v)
-            return float(value), grad.double().flatten().numpy()
+            return float(value.detach()), grad.double().flatten().numpy()
 
         x64 = xi.double().flatten().numpy()
         v0 = sample_d_ball(tuple(xi.shape), budget, gen).double().flatten().numpy()
@@ -181,7 +181,7 @@ class Measurement:
 
 def parse_variant(text: str) -> tuple[str, str, dict[str, object]]:
     """``[label=]optimizer[:key=value,...]`` → (label, optimizer, options)."""
-    label, _, rest = text.rpartition("=") if "=" in text.split(":")[0] else ("", "", text)
+    label, _, rest = text.partition("=") if "=" in text.split(":")[0] else ("", "", text)
     optimizer, _, opts = rest.partition(":")
     options: dict[str, object] = {}
     for item in filter(None, opts.split(",")):

@@ -1,0 +1,276 @@
+"""Tests of aebench.attacks: feasibility, determinism, errors, beating noise, and a closed-form optimum.
+
+The closed form: for a linear encoder g(x) = Wx at x = 0.5·1 with λ ≤ 0.5 the box is inactive, and the latent attack
+min ‖W(x + δ) − z_t‖ s.t. ‖δ‖ ≤ λ is a trust-region subproblem, solved here independently with numpy
+(eigendecomposition of WᵀW and bisection on the Lagrange multiplier of the secular equation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from aebench.attacks import ATTACKS, DEFAULT_OPTIMIZER, OPTIMIZERS, run_attack
+from aebench.attacks._project import clamp_box, l2_norms, project, rescale_to_ball, sample_d_ball
+from aebench.model import AutoEncoder
+
+SHAPE = (1, 16, 16)
+N_PIX = math.prod(SHAPE)
+# Fast settings so the whole file runs in seconds; the defaults are measured in benchmarks/attack_throughput.py.
+FAST = {"lbfgs": {"max_iter": 40}, "pgd": {"steps": 40}, "noise": {}}
+OPTIMIZER_CASES = [("lbfgs", {}), ("lbfgs", {"backend": "scipy"}), ("pgd", {}), ("noise", {})]
+
+
+class MLPAutoEncoder(AutoEncoder):
+    """A tiny random MLP autoencoder with an optional BatchNorm (to check eval mode)."""
+
+    def __init__(self, latent_dim: int = 6, hidden: int = 48, batch_norm: bool = False, seed: int = 0) -> None:
+        super().__init__(SHAPE, latent_dim)
+        torch.manual_seed(seed)
+        norm: list[nn.Module] = [nn.BatchNorm1d(hidden)] if batch_norm else []
+        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(N_PIX, hidden), *norm, nn.Tanh(), nn.Linear(hidden, latent_dim))
+        self.dec = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, N_PIX), nn.Sigmoid())
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.enc(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.dec(z).view(-1, *SHAPE)
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        loss = ((self.reconstruct(x) - x) ** 2).mean()
+        return {"loss": loss}
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, self.latent_dim, generator=generator)
+
+
+class LinearAutoEncoder(MLPAutoEncoder):
+    """g(x) = W x (no bias), so the latent attack has a closed-form optimum."""
+
+    def __init__(self, weight: Tensor) -> None:
+        super().__init__(latent_dim=weight.shape[0])
+        self.weight = nn.Parameter(weight.clone())
+
+    def encode(self, x: Tensor) -> Tensor:
+        return x.flatten(1) @ self.weight.T
+
+
+def images(n: int, seed: int = 0) -> Tensor:
+    """Images with many saturated pixels, so that the box constraint matters."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, *SHAPE, generator=g).mul(1.6).sub(0.3).clamp(0, 1)
+
+
+def attack(model: AutoEncoder, x: Tensor, name: str, budget: float, optimizer: str, seed: int = 0,
+           target: Tensor | None = None, **options):
+    if name == "latent" and target is None:
+        target = images(x.shape[0], seed=99)
+    return run_attack(model, x, attack=name, budget=budget, optimizer=optimizer, target=target,
+                      generator=torch.Generator().manual_seed(seed), **{**FAST[optimizer], **options})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These batches are tiny: on a shared 2-core machine a second intra-op thread only adds synchronisation
+    # (measured 5-8x slower), so the module runs single-threaded and restores the setting afterwards.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model() -> MLPAutoEncoder:
+    return MLPAutoEncoder().eval()
+
+
+def test_registries() -> None:
+    assert set(ATTACKS) == {"latent", "max_damage"}
+    assert set(OPTIMIZERS) == {"lbfgs", "pgd", "noise"}
+    assert DEFAULT_OPTIMIZER in OPTIMIZERS
+    assert ATTACKS["latent"].lbfgs_history == 25 and ATTACKS["max_damage"].lbfgs_history == 100
+
+
+@pytest.mark.parametrize("name", ["latent", "max_damage"])
+@pytest.mark.parametrize("optimizer,options", OPTIMIZER_CASES)
+@pytest.mark.parametrize("budget", [0.7, 3.0])
+def test_feasible(model, name, optimizer, options, budget) -> None:
+    x = images(6)
+    result = attack(model, x, name, budget, optimizer, **options)
+    assert result.x_adv.shape == x.shape and result.objective.shape == (6,)
+    assert float(l2_norms(result.x_adv - x).max()) <= budget + 1e-5
+    assert float(result.x_adv.min()) >= 0.0 and float(result.x_adv.max()) <= 1.0
+    assert torch.isfinite(result.objective).all()
+    if name == "max_damage":
+        assert (result.objective <= 0).all()
+
+
+@pytest.mark.parametrize("optimizer,options", OPTIMIZER_CASES)
+def test_zero_budget_leaves_input_unchanged(model, optimizer, options) -> None:
+    x = images(4)
+    for name in ATTACKS:
+        result = attack(model, x, name, 0.0, optimizer, **options)
+        assert torch.equal(result.x_adv, x)
+    assert torch.allclose(attack(model, x, "max_damage", 0, optimizer).objective, torch.zeros(4), atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer,options", OPTIMIZER_CASES)
+def test_same_seed_same_result(model, optimizer, options) -> None:
+    x = images(5)
+    for name in ATTACKS:
+        a = attack(model, x, name, 2.0, optimizer, seed=3, **options)
+        b = attack(model, x, name, 2.0, optimizer, seed=3, **options)
+        assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.objective, b.objective)
+    c = attack(model, x, "max_damage", 2.0, optimizer, seed=4, **options)
+    assert not torch.equal(a.x_adv, c.x_adv)
+
+
+def test_rows_get_their_own_random_start(model) -> None:
+    # Stacked trials of one image must not share a start (the caller stacks (image, trial) pairs).
+    x = images(1).repeat(3, 1, 1, 1)
+    result = attack(model, x, "max_damage", 2.0, "noise")
+    assert not torch.equal(result.x_adv[0], result.x_adv[1])
+
+
+@pytest.mark.parametrize("name", ["latent", "max_damage"])
+@pytest.mark.parametrize("optimizer,options", OPTIMIZER_CASES[:3])
+def test_attacks_beat_noise(model, name, optimizer, options) -> None:
+    x = images(8)
+    noise = attack(model, x, name, 2.0, "noise").objective
+    real = attack(model, x, name, 2.0, optimizer, **options).objective
+    assert (real <= noise + 1e-6).all()
+    assert real.mean() < noise.mean() - 0.05 * noise.abs().mean()
+
+
+def _trust_region_optimum(w: np.ndarray, r: np.ndarray, radius: float) -> float:
+    """min ‖Wδ − r‖ s.t. ‖δ‖ ≤ radius, by the secular equation ‖(WᵀW + μI)⁻¹Wᵀr‖ = radius."""
+    eigval, eigvec = np.linalg.eigh(w.T @ w)
+    beta = eigvec.T @ (w.T @ r)
+    positive = eigval > 1e-10 * eigval.max()
+    # Interior solution (minimum-norm least squares) when it fits in the ball.
+    delta_ls = eigvec[:, positive] @ (beta[positive] / eigval[positive])
+    if np.linalg.norm(delta_ls) <= radius:
+        return float(np.linalg.norm(w @ delta_ls - r))
+
+    def norm(mu: float) -> float:
+        return float(np.sqrt(np.sum(beta**2 / (eigval + mu) ** 2)))
+
+    lo, hi = 0.0, 1.0
+    while norm(hi) > radius:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if norm(mid) > radius else (lo, mid)
+    delta = eigvec @ (beta / (eigval + hi))
+    assert abs(np.linalg.norm(delta) - radius) < 1e-6 * radius
+    return float(np.linalg.norm(w @ delta - r))
+
+
+@pytest.mark.parametrize("budget", [0.2, 0.5])
+@pytest.mark.parametrize("optimizer,options", [("lbfgs", {"max_iter": 200}), ("lbfgs", {"backend": "scipy",
+                                               "max_iter": 500}), ("pgd", {"steps": 200})])
+def test_linear_encoder_reaches_the_closed_form_optimum(optimizer, options, budget) -> None:
+    g = torch.Generator().manual_seed(0)
+    weight = torch.randn(5, N_PIX, generator=g, dtype=torch.float64) / math.sqrt(N_PIX)
+    weight[:, :N_PIX // 2] *= 3.0  # an ill-conditioned W, so the optimum is not along the gradient
+    model = LinearAutoEncoder(weight.float()).eval()
+    x = torch.full((3, *SHAPE), 0.5)
+    z_target = torch.randn(3, 5, generator=g, dtype=torch.float64) * 2.0
+    # The box [0, 1] is inactive: |δ_i| ≤ ‖δ‖ ≤ 0.5. The attack takes target images, so build x_t in [0, 1] along
+    # W⁺(z − Wx), shrunk to stay in the box; its code z_t = W x_t is what the closed form aims at.
+    w = model.weight.detach().double().numpy()
+    x_flat = x.flatten(1).double().numpy()
+    pinv = np.linalg.pinv(w)
+    shift = (pinv @ (z_target.numpy() - x_flat @ w.T).T).T
+    scale = 0.45 / np.abs(shift).max()
+    target = torch.from_numpy(x_flat + scale * shift).float().view(3, *SHAPE)
+    z_t = target.flatten(1).double().numpy() @ w.T
+    result = run_attack(model, x, attack="latent", budget=budget, optimizer=optimizer, target=target,
+                        generator=torch.Generator().manual_seed(1), **options)
+    for i in range(3):
+        optimum = _trust_region_optimum(w, z_t[i] - w @ x_flat[i], budget)
+        assert optimum > 1e-3  # the constraint is active, so the test is not trivial
+        got = float(result.objective[i])
+        assert got >= optimum * (1 - 1e-4) - 1e-5
+        assert got <= optimum * 1.01, (optimizer, options, budget, i, got, optimum)
+
+
+def test_eval_mode_and_no_parameter_gradients() -> None:
+    model = MLPAutoEncoder(batch_norm=True)
+    model.train()
+    bn = model.enc[2]
+    mean_before = bn.running_mean.clone()
+    x = images(4)
+    for optimizer, options in OPTIMIZER_CASES:
+        attack(model, x, "max_damage", 1.0, optimizer, **options)
+        attack(model, x, "latent", 1.0, optimizer, **options)
+    assert model.training
+    assert torch.equal(bn.running_mean, mean_before)
+    assert all(p.grad is None for p in model.parameters())
+    model.eval()
+    attack(model, x, "latent", 1.0, "pgd")
+    assert not model.training
+
+
+def test_trace(model) -> None:
+    x = images(4)
+    pgd = attack(model, x, "max_damage", 2.0, "pgd", return_trace=True, steps=10, restarts=2)
+    assert pgd.trace.shape == (22, 4)
+    assert torch.allclose(pgd.trace.min(0).values, pgd.objective, atol=1e-5)
+    lb = attack(model, x, "latent", 2.0, "lbfgs", return_trace=True)
+    assert lb.trace.shape[1] == 4 and lb.trace.shape[0] >= 2
+    assert torch.allclose(lb.trace[-1], lb.objective, atol=1e-4)
+    assert attack(model, x, "latent", 2.0, "lbfgs").trace is None
+
+
+def test_empty_batch(model) -> None:
+    x = torch.zeros(0, *SHAPE)
+    result = run_attack(model, x, attack="max_damage", budget=1.0)
+    assert result.x_adv.shape == x.shape and result.objective.shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"budget": -1.0}, ValueError, "finite number"),
+        ({"budget": float("nan")}, ValueError, "finite number"),
+        ({"budget": float("inf")}, ValueError, "finite number"),
+        ({"budget": "3"}, TypeError, "number"),
+        ({"attack": "latnet"}, KeyError, "Did you mean 'latent'"),
+        ({"optimizer": "lbgfs"}, KeyError, "Did you mean 'lbfgs'"),
+        ({"optimizer": "pgd", "stpes": 3}, ValueError, "Did you mean 'steps'"),
+        ({"optimizer": "lbfgs", "backend": "jax"}, ValueError, "backend"),
+        ({"optimizer": "pgd", "steps": 0}, ValueError, "positive integer"),
+        ({"attack": "latent", "target": None}, ValueError, "needs target"),
+        ({"attack": "latent", "target": torch.rand(2, *SHAPE)}, ValueError, "shape of x"),
+        ({"target": torch.rand(3, *SHAPE)}, ValueError, "takes no target"),
+        ({"x": torch.rand(3, 1, 8, 8)}, ValueError, "model reads"),
+        ({"x": torch.rand(3, N_PIX)}, ValueError, r"\(B, C, H, W\)"),
+        ({"x": torch.rand(3, *SHAPE) + 1.0}, ValueError, r"\[0, 1\]"),
+    ],
+)
+def test_bad_input(model, kwargs, error, match) -> None:
+    call = {"x": torch.rand(3, *SHAPE), "attack": "max_damage", "budget": 1.0, **kwargs}
+    with pytest.raises(error, match=match):
+        run_attack(model, call.pop("x"), **call)
+
+
+def test_projection_helpers() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = images(50)
+    d = sample_d_ball((50, *SHAPE), 2.0, g)
+    norms = l2_norms(d)
+    assert float(norms.max()) <= 2.0 + 1e-6 and float(norms.min()) > 0
+    big = torch.randn(50, *SHAPE, generator=g) * 10
+    assert torch.allclose(l2_norms(rescale_to_ball(big, 1.5)), torch.full((50,), 1.5), atol=1e-5)
+    small = big * 1e-3
+    assert torch.equal(rescale_to_ball(small, 1.5), small)
+    feasible = project(x, big, 1.5)
+    assert float(l2_norms(feasible).max()) <= 1.5 + 1e-5
+    assert float((x + feasible).min()) >= -1e-7 and float((x + feasible).max()) <= 1 + 1e-7
+    assert torch.equal(clamp_box(x, torch.zeros_like(x)), torch.zeros_like(x))
