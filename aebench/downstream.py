@@ -1,5 +1,4 @@
-"""Downstream robustness (Table 3 of Saseendran et al., NeurIPS 2022): a classifier on frozen latent codes, clean and
-under the latent-space attack.
+"""Downstream robustness (Table 3 of Saseendran et al., NeurIPS 2022): a latent classifier, clean and attacked.
 
 Saseendran, Skubch, Falkner and Keuper, "Trading off Image Quality for Robustness is not Necessary with Regularized
 Deterministic Autoencoders" (NeurIPS 2022), Table 3: an MLP is trained on the latent codes z = g(x) of the training

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,14 +149,18 @@ def mini_classifier(tmp_path_factory) -> FeatureClassifier:
 
 def test_classifier_cached_with_metadata(mini_classifier: FeatureClassifier) -> None:
     path = mini_classifier.meta["path"]
-    meta = json.loads(open(path.replace(".safetensors", ".json")).read())
+    meta = json.loads(Path(path).with_suffix(".json").read_text())
     assert meta["dataset"] == "fashion_mnist_mini" and meta["seed"] == 0 and meta["epochs"] == 1
     assert meta["test_accuracy"] >= 0.5 and "torch" in meta["versions"]
-    again = get_feature_classifier("fashion_mnist_mini", cache_dir=path.rsplit("/", 1)[0], device="cpu", epochs=1,
+    again = get_feature_classifier("fashion_mnist_mini", cache_dir=Path(path).parent, device="cpu", epochs=1,
                                    min_accuracy=0.5, progress=False)
     assert again.meta["train_seconds"] == mini_classifier.meta["train_seconds"]  # loaded, not retrained
     for a, b in zip(again.state_dict().values(), mini_classifier.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+    # A file whose header disagrees with its name (copied or renamed) is not trusted.
+    assert fc._load(Path(path), torch.device("cpu"), {"dataset": "mnist", "seed": 0, "epochs": 1}) is None
+    expected = {"dataset": "fashion_mnist_mini", "seed": 0, "epochs": 1}
+    assert fc._load(Path(path), torch.device("cpu"), expected) is not None
 
 
 def test_classifier_below_threshold_raises_and_is_not_cached(mini_classifier, tmp_path, monkeypatch) -> None:
