@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from aebench.attacks import run_attack
+from aebench.cell_metrics import downstream_rows, fidelity_rows, reconstruction_rows
 from aebench.checkpoint import atomic_write, load_model
 from aebench.data import ImageDataset, load_dataset
 from aebench.metrics import AttackOutcome, metrics_for
@@ -30,7 +31,7 @@ from aebench.provenance import git_hash, package_versions
 from aebench.recipes import find_recipe
 from aebench.results import cell_error_path, cell_rows_path, read_cell_rows, write_rows
 from aebench.suite import AttackSpec, Cell, Suite
-from aebench.training import pick_device, reconstruction_mse, train
+from aebench.training import pick_device, train
 
 NOISE_OPTIMIZER = "noise"
 
@@ -126,6 +127,7 @@ class _CellData:
 
     x: torch.Tensor
     target: torch.Tensor
+    labels: torch.Tensor | None  # of the sources, for the downstream classifier
     n_trials: int
     n_images: int
 
@@ -134,8 +136,9 @@ def _cell_data(cell: Cell, test_set: ImageDataset) -> _CellData:
     suite = cell.suite
     sources = trial_indices(len(test_set), suite.n_images, suite.n_trials, cell.seed)
     targets = target_indices(test_set, sources, cell.seed)
-    return _CellData(test_set.batch(sources.reshape(-1)), test_set.batch(targets.reshape(-1)), suite.n_trials,
-                     suite.n_images)
+    labels = None if test_set.labels is None else test_set.labels[sources.reshape(-1)]
+    return _CellData(test_set.batch(sources.reshape(-1)), test_set.batch(targets.reshape(-1)), labels,
+                     suite.n_trials, suite.n_images)
 
 
 def _attack_outcome(model: AutoEncoder, data: _CellData, spec: AttackSpec, optimizer: str, budget: float,
@@ -176,11 +179,10 @@ def evaluate_cell(cell: Cell, model: AutoEncoder, test_set: ImageDataset, device
     base = {"suite": suite.name, "version": suite.version, "dataset": cell.dataset, "model": cell.model.label,
             "seed": cell.seed, "device": str(device), "versions": json.dumps(package_versions()), "git": git_hash(),
             "config_hash": cell.config_hash()}
-    start = time.perf_counter()
-    clean = reconstruction_mse(model, test_set, device)
-    rows = [{**base, "attack": "none", "optimizer": "none", "budget": 0.0, "trial": 0, "metric": "test_recon_mse",
-             "value": clean, "higher_is_better": False, "wall_time": time.perf_counter() - start}]
+    rows = reconstruction_rows(base, model, test_set, device) + fidelity_rows(cell, base, model, device)
     examples: dict[str, np.ndarray] = {}
+    downstream_images: torch.Tensor | None = None
+    downstream_optimizer = "none"
     for spec in suite.attacks:
         optimizers = [spec.optimizer] + ([NOISE_OPTIMIZER] if suite.noise_baseline and spec.optimizer != NOISE_OPTIMIZER else [])
         for optimizer in optimizers:
@@ -196,8 +198,12 @@ def evaluate_cell(cell: Cell, model: AutoEncoder, test_set: ImageDataset, device
                               "wall_time": wall} for t, v in enumerate(per_trial.tolist())]
                 if optimizer != NOISE_OPTIMIZER:
                     _keep_examples(examples, outcome, f"{spec.name}/{optimizer}/{budget:g}", suite.examples)
+                    if (spec.name == "latent" and suite.downstream is not None and downstream_images is None
+                            and budget == suite.downstream.budget):
+                        downstream_images, downstream_optimizer = outcome.x_adv, optimizer
                 if on_step is not None:
                     on_step()
+    rows += downstream_rows(cell, base, model, test_set, downstream_images, data.labels, device, downstream_optimizer)
     return rows, examples
 
 

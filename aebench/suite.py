@@ -23,9 +23,11 @@ _SUITE_KEYS = {"name", "version", "description", "datasets", "models", "training
                "noise_baseline", "n_images", "n_trials", "seeds", "device", "output", "cache_dir", "data_root",
                "attack_batch_size", "examples", "paper_results", "tables", "downstream", "fidelity"}
 _TABLES = ("table1", "table2", "table3")
-_MODEL_KEYS = {"name", "label", "recipe", "overrides", "checkpoint"}
+_MODEL_KEYS = {"name", "label", "recipe", "overrides", "checkpoint", "datasets"}
 _ATTACK_KEYS = {"name", "optimizer", "budgets", "options"}
 _TRAINING_KEYS = {"epochs", "batch_size", "lr", "lr_step_epochs", "lr_gamma"}
+_FIDELITY_KEYS = {"n_samples", "inception_weights"}
+_DOWNSTREAM_KEYS = {"budget", "epochs"}
 
 
 class SuiteError(ValueError):
@@ -41,6 +43,7 @@ class ModelSpec:
     recipe: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | dict[str, str] | None = None
+    datasets: tuple[str, ...] | None = None  # only these datasets (e.g. a model that exists for 1x32x32 only)
 
     def checkpoint_for(self, dataset: str) -> str | None:
         """The checkpoint to load for ``dataset`` (a single path or a per-dataset mapping)."""
@@ -57,6 +60,22 @@ class AttackSpec:
     optimizer: str
     budgets: tuple[float, ...] = DEFAULT_BUDGETS
     options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FidelitySpec:
+    """Generation fidelity per model: ``fd_classifier`` always, Inception FID when weights are given."""
+
+    n_samples: int = 10000
+    inception_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class DownstreamSpec:
+    """Table 3: an MLP on frozen latents, clean and under the latent attack at ``budget``."""
+
+    budget: float = 1.0
+    epochs: int = 20
 
 
 @dataclass(frozen=True)
@@ -84,10 +103,13 @@ class Suite:
     description: str = ""
     paper_results: str | None = None
     tables: tuple[str, ...] = ("table1",)
+    fidelity: FidelitySpec | None = None
+    downstream: DownstreamSpec | None = None
 
     def cells(self) -> list[Cell]:
         """Every (dataset, model, seed) combination, in a stable order."""
-        return [Cell(self, d, m, s) for d in self.datasets for m in self.models for s in self.seeds]
+        return [Cell(self, d, m, s) for d in self.datasets for m in self.models for s in self.seeds
+                if m.datasets is None or d in m.datasets]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (used for hashing and provenance)."""
@@ -112,7 +134,7 @@ class Cell:
         """Hash of everything that decides this cell's numbers (a changed suite re-runs the cell)."""
         suite = self.suite.as_dict()
         relevant = {k: suite[k] for k in ("training", "attacks", "metrics", "noise_baseline", "n_images", "n_trials",
-                                           "examples")}
+                                           "examples", "fidelity", "downstream")}
         payload = {"dataset": self.dataset, "model": asdict(self.model), "seed": self.seed, **relevant}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
@@ -187,8 +209,15 @@ def _parse_models(raw: dict, problems: _Problems, model_names: list[str]) -> lis
         for path in (checkpoint.values() if isinstance(checkpoint, dict) else [checkpoint] if checkpoint else []):
             if not Path(path).is_file():
                 problems.add(f"{where}.checkpoint", f"file {path!r} does not exist; train it or fix the path.")
+        only = entry.get("datasets")
+        if only is not None and (not isinstance(only, list) or not only):
+            problems.add(f"{where}.datasets", f"must be a non-empty list of the suite's datasets, got {only!r}.")
+            only = None
+        elif only is not None and set(only) - set(raw.get("datasets") or []):
+            problems.add(f"{where}.datasets", f"{sorted(set(only) - set(raw.get('datasets') or []))} are not in the "
+                         "suite's datasets list.")
         specs.append(ModelSpec(name=name, label=label, recipe=entry.get("recipe"), overrides=overrides,
-                               checkpoint=checkpoint))
+                               checkpoint=checkpoint, datasets=tuple(only) if only else None))
     return specs
 
 
@@ -273,6 +302,39 @@ def _parse_datasets(raw: dict, problems: _Problems, data_root: str | None) -> li
     return [str(n) for n in names]
 
 
+def _parse_section(raw: dict, key: str, allowed: set[str], problems: _Problems) -> dict | None:
+    value = raw.get(key)
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(key, f"must be a mapping (keys {sorted(allowed)}), true, or null; got {value!r}.")
+        return None
+    _check_keys(value, allowed, f"{key}.", problems)
+    return value
+
+
+def _parse_fidelity(raw: dict, problems: _Problems) -> FidelitySpec | None:
+    section = _parse_section(raw, "fidelity", _FIDELITY_KEYS, problems)
+    if section is None:
+        return None
+    n = _positive_int(section, "n_samples", 10000, problems)
+    weights = section.get("inception_weights")
+    if weights is not None and not Path(weights).is_file():
+        problems.add("fidelity.inception_weights", f"file {weights!r} does not exist; see `aebench.fidelity.inception`.")
+    return FidelitySpec(n_samples=n, inception_weights=weights)
+
+
+def _parse_downstream(raw: dict, problems: _Problems) -> DownstreamSpec | None:
+    section = _parse_section(raw, "downstream", _DOWNSTREAM_KEYS, problems)
+    if section is None:
+        return None
+    budget = _parse_budgets([section.get("budget", 1.0)], "downstream.budget", problems)
+    return DownstreamSpec(budget=budget[0] if budget else 1.0,
+                          epochs=_positive_int(section, "epochs", 20, problems))
+
+
 def _parse_tables(raw: dict, problems: _Problems) -> tuple[str, ...]:
     tables = _nonempty_list(raw, "tables", problems, default=["table1"])
     for name in tables:
@@ -327,6 +389,11 @@ def load_suite(path: str | Path, check_data: bool = True) -> Suite:
         data_root=data_root, attack_batch_size=_positive_int(raw, "attack_batch_size", 1000, problems),
         examples=int(raw.get("examples", 6)), description=str(raw.get("description", "")),
         paper_results=raw.get("paper_results"), tables=_parse_tables(raw, problems),
+        fidelity=_parse_fidelity(raw, problems), downstream=_parse_downstream(raw, problems),
     )
+    downstream = suite_kwargs["downstream"]
+    if downstream is not None and not any(a.name == "latent" and downstream.budget in a.budgets for a in attacks):
+        problems.add("downstream.budget", f"the downstream accuracy reuses the latent attack at λ={downstream.budget:g}; "
+                     "add that budget to a latent attack in 'attacks'.")
     problems.raise_if_any()
     return Suite(**suite_kwargs)

@@ -99,6 +99,31 @@ def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
     assert summary.finished == ["fashion_mnist_mini__robust_a025__s0"]
 
 
+def test_fidelity_and_downstream_rows_are_written(tmp_path, monkeypatch):
+    import aebench.fidelity.feature_classifier as fc
+
+    seen = {}
+
+    def fake_fd(model, dataset, n_samples, **kwargs):  # the real one trains a CNN: covered in test_fidelity.py
+        seen[dataset] = n_samples
+        return 12.5
+
+    monkeypatch.setattr(fc, "fd_classifier", fake_fd)
+    suite = _suite(tmp_path, "extras", fidelity={"n_samples": 64}, downstream={"budget": 0.5, "epochs": 2},
+                   tables=["table1", "table2", "table3"])
+    runner.run_suite(suite, progress=False)
+    rows = read_rows(suite.output)
+    assert seen == {"fashion_mnist_mini": 64}
+    assert set(rows[rows.metric == "fd_classifier"].value) == {12.5}
+    clean = rows[rows.metric == "downstream_clean_accuracy"]
+    attacked = rows[rows.metric == "downstream_attacked_accuracy"]
+    assert len(clean) == 2 and len(attacked) == 2 * 2  # models, models × trials
+    assert ((clean.value > 10) & (clean.value <= 100)).all()  # percent, better than chance after 1 epoch
+    assert set(attacked.budget) == {0.5} and set(attacked.optimizer) == {"pgd"}
+    names = {p.name for p in render_report(suite.output)}
+    assert {"table2_fashion_mnist_mini_pgd.md", "table3_pgd.md", "tradeoff_fashion_mnist_mini_pgd.png"} <= names
+
+
 def test_shards_split_the_cells_without_overlap(tmp_path):
     suite = _suite(tmp_path, "shard", seeds=[0, 1, 2])
     ids = [c.cell_id for c in suite.cells()]

@@ -55,6 +55,10 @@ def test_valid_suite_loads_and_expands_into_cells(tmp_path):
         ({"n_trials": 0}, "n_trials: must be a positive integer"),
         ({"training": {"epochs": "many"}}, "training.epochs: must be a positive integer"),
         ({"models": [{"name": "gmm_dae", "checkpoint": "nowhere/model.safetensors"}]}, "does not exist"),
+        ({"downstream": {"budget": 2}}, "add that budget to a latent attack"),
+        ({"fidelity": {"n_sample": 10}}, "fidelity.n_sample: unknown key"),
+        ({"tables": ["table4"]}, "unknown table 'table4'"),
+        ({"models": [{"name": "gmm_dae", "datasets": ["svhn"]}]}, "are not in the suite's datasets"),
     ],
 )
 def test_bad_input_is_rejected_with_a_message_naming_key_and_value(tmp_path, changes, expected):
