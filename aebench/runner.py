@@ -257,6 +257,7 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), console: Console | 
                 bar.advance(cells_task)
                 continue
             steps = bar.add_task(f"  {cell.cell_id}", total=steps_per_cell(cell.suite))
+            started = time.perf_counter()
             try:
                 model = obtain_model(cell, device, console)
                 test_set = load_dataset(cell.dataset, "test", suite.data_root)
@@ -265,6 +266,7 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), console: Console | 
                 write_rows(cell_rows_path(output, cell.cell_id), rows)
                 cell_error_path(output, cell.cell_id).unlink(missing_ok=True)
                 summary.finished.append(cell.cell_id)
+                console.print(f"cell {cell.cell_id} finished in {time.perf_counter() - started:.0f} s")
             except Exception as err:  # one broken cell must not cost the others their results
                 summary.failed[cell.cell_id] = f"{type(err).__name__}: {err}"
                 record = {"cell": cell.cell_id, "error": summary.failed[cell.cell_id], "traceback": traceback.format_exc()}

@@ -174,6 +174,9 @@ def train(
             record = _train_epoch(model, optimizer, recipe, train_set, torch_device, seed, epoch, steps_per_epoch,
                                   bar, task)
             history.append(record)
+            if not console.is_terminal:  # batch jobs: a readable line per epoch instead of a live bar
+                console.print(f"{model_name} {dataset} epoch {epoch + 1}/{settings.epochs}: "
+                              + " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
             save_checkpoint(checkpoint_path, model, **meta, epoch=epoch + 1, epochs=settings.epochs)
             save_optimizer(run_dir / OPTIMIZER_NAME, optimizer)
             atomic_write(run_dir / "history.jsonl",
