@@ -184,16 +184,24 @@ def _nonempty_list(raw: dict, key: str, problems: _Problems, default: list | Non
     return value
 
 
-def _parse_models(raw: dict, problems: _Problems, model_names: list[str]) -> list[ModelSpec]:
-    specs, labels = [], set()
-    for i, entry in enumerate(_nonempty_list(raw, "models", problems)):
-        where = f"models[{i}]"
+def _named_entries(raw: dict, key: str, allowed: set[str], problems: _Problems) -> list[tuple[str, dict]]:
+    """The entries of a list of names or ``{name: ..., ...}`` mappings, as (location, mapping) pairs."""
+    entries = []
+    for i, entry in enumerate(_nonempty_list(raw, key, problems)):
+        where = f"{key}[{i}]"
         if isinstance(entry, str):
             entry = {"name": entry}
         if not isinstance(entry, dict) or "name" not in entry:
-            problems.add(where, f"must be a model name or a mapping with 'name', got {entry!r}.")
+            problems.add(where, f"must be a {key[:-1]} name or a mapping with 'name', got {entry!r}.")
             continue
-        _check_keys(entry, _MODEL_KEYS, f"{where}.", problems)
+        _check_keys(entry, allowed, f"{where}.", problems)
+        entries.append((where, entry))
+    return entries
+
+
+def _parse_models(raw: dict, problems: _Problems, model_names: list[str]) -> list[ModelSpec]:
+    specs, labels = [], set()
+    for where, entry in _named_entries(raw, "models", _MODEL_KEYS, problems):
         name = entry["name"]
         if name not in model_names:
             problems.add(f"{where}.name", f"unknown model {name!r}.{_did_you_mean(name, model_names)}")
@@ -240,14 +248,7 @@ def _parse_attacks(raw: dict, problems: _Problems) -> list[AttackSpec]:
     from aebench.attacks import ATTACKS, DEFAULT_OPTIMIZER, OPTIMIZERS
 
     specs = []
-    for i, entry in enumerate(_nonempty_list(raw, "attacks", problems)):
-        where = f"attacks[{i}]"
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        if not isinstance(entry, dict) or "name" not in entry:
-            problems.add(where, f"must be an attack name or a mapping with 'name', got {entry!r}.")
-            continue
-        _check_keys(entry, _ATTACK_KEYS, f"{where}.", problems)
+    for where, entry in _named_entries(raw, "attacks", _ATTACK_KEYS, problems):
         if entry["name"] not in ATTACKS:
             problems.add(f"{where}.name", f"unknown attack {entry['name']!r}.{_did_you_mean(entry['name'], list(ATTACKS))}")
         optimizer = entry.get("optimizer", DEFAULT_OPTIMIZER)
