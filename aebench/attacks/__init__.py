@@ -1,7 +1,9 @@
 """Adversarial attacks on autoencoders (Saseendran et al., NeurIPS 2022, eq. 12 and 13).
 
-``run_attack(model, x, attack="latent" | "max_damage", budget=λ, optimizer="lbfgs" | "pgd" | "noise", ...)``
-attacks a whole batch of (image, trial) pairs at once within ‖δ‖₂ ≤ λ and x + δ ∈ [0, 1].
+``run_attack(model, x, attack="latent" | "max_damage", budget=λ, optimizer="pgd" | "lbfgs" | "noise", ...)``
+attacks a whole batch of (image, trial) pairs at once within ‖δ‖₂ ≤ λ and x + δ ∈ [0, 1]. ``lbfgs`` is the paper's
+L-BFGS-B protocol (Byrd et al. 1995); ``pgd`` (Madry et al. 2018, the default) is faster at an equal or better
+objective (``benchmarks/attack_throughput.py``); ``noise`` is the same-budget random baseline.
 """
 
 from __future__ import annotations

@@ -40,9 +40,11 @@ OPTIMIZERS.add("lbfgs", lbfgs)
 OPTIMIZERS.add("pgd", pgd)
 OPTIMIZERS.add("noise", noise)
 
-#: The optimizer used when a call or suite names none (chosen by benchmarks/attack_throughput.py; see the README
-#: of the attacks in the module docstring of aebench.attacks).
-DEFAULT_OPTIMIZER = "lbfgs"
+#: The optimizer used when a call or suite names none. Measured with benchmarks/attack_throughput.py (FC gmm_dae on
+#: Fashion-MNIST, 1000 pairs, λ ∈ {1, 3}, both attacks): pgd with its defaults is 29–67× faster than the authors'
+#: per-image L-BFGS-B loop and reaches an equal (latent, within 0.03%) or better (max damage, 0.6–1.3%) mean objective;
+#: batched lbfgs is 25–50× faster with objectives within ±0.4%. Name ``lbfgs`` to reproduce the paper's optimizer.
+DEFAULT_OPTIMIZER = "pgd"
 #: The paper's budgets λ (L2 over all pixels, [0, 1] units).
 DEFAULT_BUDGETS: tuple[float, ...] = (1.0, 3.0, 5.0)
 
@@ -147,7 +149,7 @@ def run_attack(
         x: Clean images (B, C, H, W) in [0, 1]; stack (image, trial) pairs to run trials in one batch.
         attack: ``"latent"`` (eq. 12) or ``"max_damage"`` (eq. 13).
         budget: λ ≥ 0, the L2 norm of δ over all pixels of an image. λ = 0 returns x unchanged.
-        optimizer: ``"lbfgs"`` (default), ``"pgd"`` or ``"noise"``.
+        optimizer: ``"pgd"`` (default), ``"lbfgs"`` (the paper's) or ``"noise"``.
         target: Target images x_t, same shape as x (latent attack only).
         generator: CPU generator for the random starts; the same seed gives the same result.
         return_trace: Also return the objective per optimizer step.

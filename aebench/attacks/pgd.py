@@ -5,6 +5,11 @@ step moves δ by α_t along the per-image unit-norm negative gradient of the obj
 2022, eq. 12/13), then clamps x + δ into [0, 1] and shrinks δ onto the λ-ball. The step decays from α₀ = step_size·λ
 (cosine, step or constant schedule); every restart draws a new random start in the λ-ball and every row keeps the
 best objective it has seen over all steps and restarts.
+
+Defaults (4 restarts × 50 steps, α₀ = 0.25λ, cosine) were picked with ``benchmarks/attack_throughput.py`` on a
+Fashion-MNIST FC gmm_dae, 1000 (image, trial) pairs, λ ∈ {1, 3}: against the authors' per-image L-BFGS-B loop they are
+29–67× faster, 0.6–1.3% stronger on maximum damage and within 0.03% on the latent attack. One restart of 100 steps
+costs the same but was 0.2% weaker than the loop on maximum damage at λ = 3; 2 × 50 was in between.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ def pgd(
     problem: AttackProblem,
     *,
     return_trace: bool = False,
-    steps: int = 100,
-    restarts: int = 1,
+    steps: int = 50,
+    restarts: int = 4,
     step_size: float = 0.25,
     schedule: str = "cosine",
 ) -> OptimizerOutput:
