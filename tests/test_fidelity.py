@@ -250,3 +250,20 @@ def test_inception_with_broken_torchvision_explains(monkeypatch, tmp_path) -> No
     monkeypatch.setattr(inception_module.importlib, "import_module", broken)
     with pytest.raises(InceptionUnavailableError, match="constraints.txt"):
         require_inception(weights)
+
+
+def test_fd_classifier_trains_a_missing_classifier_with_gradients_enabled(tmp_path, monkeypatch):
+    """Regression: fd_classifier runs under no_grad, and used to train the classifier without gradients."""
+    import aebench.fidelity.feature_classifier as fc
+    from tests.helpers import build_model
+
+    class Trained(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        assert torch.is_grad_enabled()
+        raise Trained
+
+    monkeypatch.setattr(fc, "train_feature_classifier", spy)
+    with pytest.raises(Trained):
+        fc.fd_classifier(build_model("gmm_dae"), "fashion_mnist_mini", 16, cache_dir=tmp_path, progress=False)

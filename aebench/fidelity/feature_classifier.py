@@ -349,8 +349,9 @@ def get_feature_classifier(
         console = console or Console(stderr=True)
         train_set = load_dataset(dataset, "train", data_root)
         test_set = load_dataset(dataset, "test", data_root)
-        classifier = train_feature_classifier(train_set, test_set, epochs=epochs, seed=seed, device=torch_device,
-                                              max_seconds=max_seconds, console=console, progress=progress)
+        with torch.enable_grad():  # callers such as fd_classifier run under no_grad; training needs gradients
+            classifier = train_feature_classifier(train_set, test_set, epochs=epochs, seed=seed, device=torch_device,
+                                                  max_seconds=max_seconds, console=console, progress=progress)
     accuracy = float(classifier.meta.get("test_accuracy", 0.0))
     if accuracy < threshold:
         where = "was trained" if fresh else f"is cached at {path}"
