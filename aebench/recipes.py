@@ -89,6 +89,20 @@ def find_recipe(model: str) -> Path | None:
     return None
 
 
+def resolve_recipe(model: str, recipe: str | None = None) -> Path | None:
+    """A suite's ``recipe`` entry (a YAML path or a recipe name), else the model's own recipe if it has one.
+
+    Raises:
+        RecipeError: If a named recipe or file does not exist.
+    """
+    if recipe is None:
+        return find_recipe(model)
+    path = Path(recipe) if recipe.endswith((".yaml", ".yml")) else find_recipe(recipe)
+    if path is None or not path.is_file():
+        raise RecipeError(f"Recipe {recipe!r} of model {model!r} not found (searched {[str(p) for p in recipe_search_paths()]}).")
+    return path
+
+
 def _training_settings(raw: Any, where: str) -> dict[str, Any]:
     if raw is None:
         return {}

@@ -23,12 +23,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aebench.attacks import run_attack
 from aebench.cell_metrics import downstream_rows, fidelity_rows, reconstruction_rows
-from aebench.checkpoint import atomic_write, load_model
+from aebench.checkpoint import atomic_write, load_model, read_metadata
 from aebench.data import ImageDataset, load_dataset
 from aebench.metrics import AttackOutcome, metrics_for
 from aebench.model import AutoEncoder
 from aebench.provenance import git_hash, package_versions
-from aebench.recipes import find_recipe
+from aebench.recipes import resolve_recipe
 from aebench.results import cell_error_path, cell_rows_path, read_cell_rows, write_rows
 from aebench.suite import AttackSpec, Cell, Suite
 from aebench.training import pick_device, train
@@ -95,26 +95,21 @@ def target_indices(dataset: ImageDataset, sources: torch.Tensor, seed: int) -> t
     return targets.reshape(sources.shape)
 
 
-def _recipe_path(model: str, recipe: str | None) -> Path | None:
-    """A suite's ``recipe`` entry (a file or a recipe name), else the model's own recipe if it has one."""
-    if recipe is None:
-        return find_recipe(model)
-    path = Path(recipe) if recipe.endswith((".yaml", ".yml")) else find_recipe(recipe)
-    if path is None or not path.is_file():
-        raise FileNotFoundError(f"Recipe {recipe!r} of model {model!r} not found (searched baselines/ folders).")
-    return path
-
-
 def obtain_model(cell: Cell, device: torch.device, console: Console) -> AutoEncoder:
     """Load the cell's checkpoint, or train its model (cached by the hash of model, recipe, data and seed)."""
     spec, suite = cell.model, cell.suite
     checkpoint = spec.checkpoint_for(cell.dataset)
     if checkpoint:
+        trained_on = read_metadata(checkpoint).get("dataset")
+        if trained_on not in (None, cell.dataset):
+            raise ValueError(f"Checkpoint {checkpoint} of model {spec.label!r} was trained on {trained_on!r}, not on "
+                             f"{cell.dataset!r}; give a per-dataset mapping under 'checkpoint'.")
         return load_model(checkpoint, device)
-    recipe_path = _recipe_path(spec.name, spec.recipe)
+    recipe_path = resolve_recipe(spec.name, spec.recipe)
     recipe_text = recipe_path.read_text() if recipe_path else ""
     key = _seed_for(spec.name, spec.overrides, recipe_text, suite.training, cell.dataset, cell.seed)
-    run_dir = Path(suite.cache_dir) / f"{spec.name}-{cell.dataset}-s{cell.seed}-{key:016x}"[:80]
+    # The name is for people and may be cut; the key, which tells configurations apart, never is.
+    run_dir = Path(suite.cache_dir) / f"{f'{spec.name}-{cell.dataset}-s{cell.seed}'[:60]}-{key:016x}"
     result = train(spec.name, cell.dataset, recipe_path=recipe_path, seed=cell.seed, device=str(device),
                    run_dir=run_dir, data_root=suite.data_root, model_overrides=spec.overrides,
                    training_overrides=suite.training, console=console, progress=True)
@@ -183,8 +178,11 @@ def evaluate_cell(cell: Cell, model: AutoEncoder, test_set: ImageDataset, device
     examples: dict[str, np.ndarray] = {}
     downstream_images: torch.Tensor | None = None
     downstream_optimizer = "none"
+    noise_done: set[str] = set()
     for spec in suite.attacks:
-        optimizers = [spec.optimizer] + ([NOISE_OPTIMIZER] if suite.noise_baseline and spec.optimizer != NOISE_OPTIMIZER else [])
+        wants_noise = suite.noise_baseline and spec.optimizer != NOISE_OPTIMIZER and spec.name not in noise_done
+        noise_done.add(spec.name)  # one noise baseline per attack objective, however many optimizers run it
+        optimizers = [spec.optimizer] + ([NOISE_OPTIMIZER] if wants_noise else [])
         for optimizer in optimizers:
             for budget in spec.budgets:
                 start = time.perf_counter()
@@ -215,8 +213,13 @@ def _keep_examples(store: dict[str, np.ndarray], outcome: AttackOutcome, key: st
 
 
 def steps_per_cell(suite: Suite) -> int:
-    """Attack runs per cell (attacks × optimizers × budgets), for the progress bar."""
-    return sum(len(a.budgets) * (1 + (suite.noise_baseline and a.optimizer != NOISE_OPTIMIZER)) for a in suite.attacks)
+    """Attack runs per cell (attacks × optimizers × budgets, noise once per objective), for the progress bar."""
+    steps, noise_done = 0, set()
+    for a in suite.attacks:
+        noise = suite.noise_baseline and a.optimizer != NOISE_OPTIMIZER and a.name not in noise_done
+        noise_done.add(a.name)
+        steps += len(a.budgets) * (1 + noise)
+    return steps
 
 
 def _is_finished(cell: Cell) -> bool:
@@ -242,7 +245,8 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), console: Console | 
     device = pick_device(suite.device)
     output = Path(suite.output)
     output.mkdir(parents=True, exist_ok=True)
-    meta = {"suite": suite.as_dict(), "versions": package_versions(), "git": git_hash(), "device": str(device)}
+    meta = {"suite": suite.as_dict(), "versions": package_versions(), "git": git_hash(), "device": str(device),
+            "cells": {c.cell_id: c.config_hash() for c in suite.cells()}}
     atomic_write(output / "suite.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
     index, count = shard
     cells = suite.cells()[index::count]
@@ -252,13 +256,12 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), console: Console | 
     with Progress(*columns, console=console, disable=not progress) as bar:
         cells_task = bar.add_task("cells", total=len(cells))
         for cell in cells:
-            if _is_finished(cell):
-                summary.skipped.append(cell.cell_id)
-                bar.advance(cells_task)
-                continue
             steps = bar.add_task(f"  {cell.cell_id}", total=steps_per_cell(cell.suite))
             started = time.perf_counter()
             try:
+                if _is_finished(cell):
+                    summary.skipped.append(cell.cell_id)
+                    continue
                 model = obtain_model(cell, device, console)
                 test_set = load_dataset(cell.dataset, "test", suite.data_root)
                 rows, examples = evaluate_cell(cell, model, test_set, device, lambda: bar.advance(steps))

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from aebench.recipes import RecipeError, resolve_recipe
+
 DEFAULT_BUDGETS = (1.0, 3.0, 5.0)
 _SUITE_KEYS = {"name", "version", "description", "datasets", "models", "training", "attacks", "metrics",
                "noise_baseline", "n_images", "n_trials", "seeds", "device", "output", "cache_dir", "data_root",
@@ -131,12 +133,27 @@ class Cell:
         return f"{self.dataset}__{self.model.label}__s{self.seed}"
 
     def config_hash(self) -> str:
-        """Hash of everything that decides this cell's numbers (a changed suite re-runs the cell)."""
+        """Hash of everything that decides this cell's numbers (a changed suite, recipe or checkpoint re-runs it)."""
+        from aebench.recipes import resolve_recipe
+
         suite = self.suite.as_dict()
         relevant = {k: suite[k] for k in ("training", "attacks", "metrics", "noise_baseline", "n_images", "n_trials",
-                                           "examples", "fidelity", "downstream")}
-        payload = {"dataset": self.dataset, "model": asdict(self.model), "seed": self.seed, **relevant}
+                                           "examples", "fidelity", "downstream", "attack_batch_size")}
+        checkpoint = self.model.checkpoint_for(self.dataset)
+        recipe = None if checkpoint else resolve_recipe(self.model.name, self.model.recipe)
+        payload = {"dataset": self.dataset, "model": asdict(self.model), "seed": self.seed, **relevant,
+                   "recipe_sha": _file_sha(recipe), "checkpoint_sha": _file_sha(checkpoint)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def _file_sha(path: str | Path | None) -> str | None:
+    if path is None or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class _Problems:
@@ -169,6 +186,22 @@ def _positive_int(raw: dict, key: str, default: int, problems: _Problems) -> int
     value = raw.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         problems.add(key, f"must be a positive integer, got {value!r}.")
+        return default
+    return value
+
+
+def _boolean(raw: dict, key: str, default: bool, problems: _Problems) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        problems.add(key, f"must be true or false, got {value!r}.")
+        return default
+    return value
+
+
+def _count(raw: dict, key: str, default: int, problems: _Problems) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        problems.add(key, f"must be a non-negative integer, got {value!r}.")
         return default
     return value
 
@@ -209,14 +242,22 @@ def _parse_models(raw: dict, problems: _Problems, model_names: list[str]) -> lis
         if not isinstance(overrides, dict):
             problems.add(f"{where}.overrides", f"must be a mapping of constructor arguments, got {overrides!r}.")
             overrides = {}
+        elif name in model_names:
+            accepted = _constructor_args(name)
+            for key in overrides if accepted is not None else []:
+                if key not in accepted:
+                    problems.add(f"{where}.overrides.{key}", f"not an argument of {name!r}.{_did_you_mean(key, accepted)}")
+        if entry.get("recipe") is not None:
+            try:
+                resolve_recipe(name, str(entry["recipe"]))
+            except RecipeError as err:
+                problems.add(f"{where}.recipe", str(err))
         label = str(entry.get("label", name))
         if label in labels:
             problems.add(f"{where}.label", f"{label!r} is used twice; give each entry of a model a distinct 'label'.")
         labels.add(label)
         checkpoint = entry.get("checkpoint")
-        for path in (checkpoint.values() if isinstance(checkpoint, dict) else [checkpoint] if checkpoint else []):
-            if not Path(path).is_file():
-                problems.add(f"{where}.checkpoint", f"file {path!r} does not exist; train it or fix the path.")
+        _check_checkpoints(checkpoint, entry.get("datasets") or raw.get("datasets") or [], where, problems)
         only = entry.get("datasets")
         if only is not None and (not isinstance(only, list) or not only):
             problems.add(f"{where}.datasets", f"must be a non-empty list of the suite's datasets, got {only!r}.")
@@ -227,6 +268,43 @@ def _parse_models(raw: dict, problems: _Problems, model_names: list[str]) -> lis
         specs.append(ModelSpec(name=name, label=label, recipe=entry.get("recipe"), overrides=overrides,
                                checkpoint=checkpoint, datasets=tuple(only) if only else None))
     return specs
+
+
+def _constructor_args(model: str) -> list[str] | None:
+    """Names a registered model's constructor accepts (None if it takes arbitrary keywords)."""
+    import inspect
+
+    from aebench.model import MODELS
+
+    params = inspect.signature(MODELS[model]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return sorted(params)
+
+
+def _check_checkpoints(checkpoint: Any, datasets: list, where: str, problems: _Problems) -> None:
+    """Every dataset the model runs on needs a checkpoint trained on that dataset."""
+    from aebench.checkpoint import CheckpointError, read_metadata
+
+    if not checkpoint:
+        return
+    mapping = checkpoint if isinstance(checkpoint, dict) else {d: checkpoint for d in datasets}
+    for dataset in datasets:
+        if dataset not in mapping:
+            problems.add(f"{where}.checkpoint", f"no checkpoint for dataset {dataset!r}; add it to the mapping or "
+                         "restrict the model with 'datasets'.")
+    for dataset, path in mapping.items():
+        if not Path(path).is_file():
+            problems.add(f"{where}.checkpoint", f"file {path!r} does not exist; train it or fix the path.")
+            continue
+        try:
+            trained_on = read_metadata(path).get("dataset")
+        except CheckpointError as err:
+            problems.add(f"{where}.checkpoint", str(err))
+            continue
+        if trained_on not in (None, dataset):
+            problems.add(f"{where}.checkpoint", f"{path} was trained on {trained_on!r} but would be evaluated on "
+                         f"{dataset!r}; give a per-dataset mapping.")
 
 
 def _parse_budgets(value: Any, where: str, problems: _Problems) -> tuple[float, ...]:
@@ -245,9 +323,9 @@ def _parse_budgets(value: Any, where: str, problems: _Problems) -> tuple[float, 
 
 
 def _parse_attacks(raw: dict, problems: _Problems) -> list[AttackSpec]:
-    from aebench.attacks import ATTACKS, DEFAULT_OPTIMIZER, OPTIMIZERS
+    from aebench.attacks import ATTACKS, DEFAULT_OPTIMIZER, OPTIMIZERS, optimizer_options
 
-    specs = []
+    specs, seen = [], set()
     for where, entry in _named_entries(raw, "attacks", _ATTACK_KEYS, problems):
         if entry["name"] not in ATTACKS:
             problems.add(f"{where}.name", f"unknown attack {entry['name']!r}.{_did_you_mean(entry['name'], list(ATTACKS))}")
@@ -259,6 +337,15 @@ def _parse_attacks(raw: dict, problems: _Problems) -> list[AttackSpec]:
         if not isinstance(options, dict):
             problems.add(f"{where}.options", f"must be a mapping of optimizer options, got {options!r}.")
             options = {}
+        elif optimizer in OPTIMIZERS:
+            accepted = list(optimizer_options(optimizer))
+            for key in options:
+                if key not in accepted:
+                    problems.add(f"{where}.options.{key}", f"not an option of {optimizer!r}.{_did_you_mean(key, accepted)}")
+        if (entry["name"], optimizer) in seen:
+            problems.add(where, f"a second {entry['name']!r} attack with optimizer {optimizer!r}: rows could not tell "
+                         "them apart; merge their budgets into one entry.")
+        seen.add((entry["name"], optimizer))
         specs.append(AttackSpec(name=entry["name"], optimizer=optimizer, budgets=budgets, options=options))
     return specs
 
@@ -284,8 +371,13 @@ def _parse_training(raw: dict, problems: _Problems) -> dict[str, Any]:
     for key in ("epochs", "batch_size"):
         if key in training and (not isinstance(training[key], int) or isinstance(training[key], bool) or training[key] < 1):
             problems.add(f"training.{key}", f"must be a positive integer, got {training[key]!r}.")
-    if "lr" in training and (not isinstance(training["lr"], (int, float)) or not training["lr"] > 0):
-        problems.add("training.lr", f"must be a positive number, got {training['lr']!r}.")
+    for key in ("lr", "lr_gamma"):
+        if key in training and (isinstance(training[key], bool) or not isinstance(training[key], (int, float))
+                                or not training[key] > 0):
+            problems.add(f"training.{key}", f"must be a positive number, got {training[key]!r}.")
+    step = training.get("lr_step_epochs")
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step < 1):
+        problems.add("training.lr_step_epochs", f"must be a positive integer or null, got {step!r}.")
     return training
 
 
@@ -383,12 +475,12 @@ def load_suite(path: str | Path, check_data: bool = True) -> Suite:
         name=str(raw.get("name", path.stem)), version=str(raw.get("version", "0")), path=str(path),
         datasets=tuple(datasets), models=tuple(models), attacks=tuple(attacks),
         training=_parse_training(raw, problems), metrics=_parse_metrics(raw, problems),
-        noise_baseline=bool(raw.get("noise_baseline", True)),
+        noise_baseline=_boolean(raw, "noise_baseline", True, problems),
         n_images=_positive_int(raw, "n_images", 100, problems), n_trials=_positive_int(raw, "n_trials", 10, problems),
         seeds=tuple(seeds), device=str(raw.get("device", "auto")),
         output=str(raw.get("output", Path("results") / path.stem)), cache_dir=str(raw.get("cache_dir", "runs/cache")),
         data_root=data_root, attack_batch_size=_positive_int(raw, "attack_batch_size", 1000, problems),
-        examples=int(raw.get("examples", 6)), description=str(raw.get("description", "")),
+        examples=_count(raw, "examples", 6, problems), description=str(raw.get("description", "")),
         paper_results=raw.get("paper_results"), tables=_parse_tables(raw, problems),
         fidelity=_parse_fidelity(raw, problems), downstream=_parse_downstream(raw, problems),
     )

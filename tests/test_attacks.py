@@ -274,3 +274,19 @@ def test_projection_helpers() -> None:
     assert float(l2_norms(feasible).max()) <= 1.5 + 1e-5
     assert float((x + feasible).min()) >= -1e-7 and float((x + feasible).max()) <= 1 + 1e-7
     assert torch.equal(clamp_box(x, torch.zeros_like(x)), torch.zeros_like(x))
+
+
+def test_noise_spends_its_whole_budget_on_saturated_images():
+    """Clamping a random direction into the box loses norm on 0/1 pixels; the baseline must give it back."""
+    import torch as _torch
+
+    from aebench.attacks import run_attack as _run
+    from tests.helpers import build_model as _build
+
+    x = (_torch.rand(64, 1, 32, 32, generator=_torch.Generator().manual_seed(0)) > 0.6).float()
+    for budget in (1.0, 3.0, 5.0):
+        result = _run(_build("gmm_dae").eval(), x, attack="max_damage", budget=budget, optimizer="noise",
+                      generator=_torch.Generator().manual_seed(1))
+        norms = (result.x_adv - x).flatten(1).norm(dim=1)
+        assert norms.max() <= budget + 1e-5 and norms.min() >= 0.99 * budget
+        assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1

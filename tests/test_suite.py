@@ -56,6 +56,13 @@ def test_valid_suite_loads_and_expands_into_cells(tmp_path):
         ({"training": {"epochs": "many"}}, "training.epochs: must be a positive integer"),
         ({"models": [{"name": "gmm_dae", "checkpoint": "nowhere/model.safetensors"}]}, "does not exist"),
         ({"downstream": {"budget": 2}}, "add that budget to a latent attack"),
+        ({"attacks": [{"name": "latent", "optimizer": "pgd", "options": {"step": 5}}]}, "Did you mean 'steps'"),
+        ({"attacks": [{"name": "latent", "optimizer": "pgd"}, {"name": "latent", "optimizer": "pgd"}]},
+         "second 'latent' attack with optimizer 'pgd'"),
+        ({"models": [{"name": "gmm_dae", "overrides": {"coupleing": 0.5}}]}, "not an argument of 'gmm_dae'"),
+        ({"models": [{"name": "gmm_dae", "recipe": "no_such_recipe"}]}, "Recipe 'no_such_recipe'"),
+        ({"noise_baseline": "false"}, "noise_baseline: must be true or false"),
+        ({"training": {"lr_gamma": -1}}, "training.lr_gamma: must be a positive number"),
         ({"fidelity": {"n_sample": 10}}, "fidelity.n_sample: unknown key"),
         ({"tables": ["table4"]}, "unknown table 'table4'"),
         ({"models": [{"name": "gmm_dae", "datasets": ["svhn"]}]}, "are not in the suite's datasets"),
@@ -67,6 +74,18 @@ def test_bad_input_is_rejected_with_a_message_naming_key_and_value(tmp_path, cha
         load_suite(path)
     assert expected in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_a_checkpoint_of_another_dataset_is_rejected(tmp_path):
+    from aebench.checkpoint import save_checkpoint
+    from tests.helpers import build_model
+
+    path = save_checkpoint(tmp_path / "m.safetensors", build_model("gmm_dae"), dataset="mnist", seed=0)
+    suite_path = _write(tmp_path, models=[{"name": "gmm_dae", "checkpoint": str(path)}])
+    with pytest.raises(SuiteError, match="was trained on 'mnist' but would be evaluated on 'fashion_mnist_mini'"):
+        load_suite(suite_path)
+    good = save_checkpoint(tmp_path / "g.safetensors", build_model("gmm_dae"), dataset="fashion_mnist_mini", seed=0)
+    assert load_suite(_write(tmp_path, models=[{"name": "gmm_dae", "checkpoint": {"fashion_mnist_mini": str(good)}}]))
 
 
 def test_missing_data_files_are_reported_before_compute(tmp_path):
