@@ -79,13 +79,13 @@ TABLE2 = Layout("table2", "Ablation: robustness and fidelity of the GMM-DAE vari
 ))
 
 
-def table3_layout(datasets: list[str]) -> Layout:
-    """Table 3: downstream clean and attacked (λ = 1) accuracy, datasets side by side."""
+def table3_layout(datasets: list[str], budget: float = 1.0) -> Layout:
+    """Table 3: downstream clean and attacked (λ = ``budget``, 1 in the paper) accuracy, datasets side by side."""
     columns = []
     for d in datasets:
         columns += [Column("none", "downstream_clean_accuracy", "clean acc.", "clean acc.", group=d, dataset=d),
-                    Column("latent", "downstream_attacked_accuracy", r"$\lambda = 1$", "λ=1 acc.", group=d,
-                           budget=1.0, dataset=d)]
+                    Column("latent", "downstream_attacked_accuracy", rf"$\lambda = {budget:g}$", f"λ={budget:g} acc.",
+                           group=d, budget=budget, dataset=d)]
     return Layout("table3", "Downstream classifier on the latents: clean and attacked accuracy (%)", tuple(columns),
                   per_dataset=False)
 
@@ -108,7 +108,7 @@ class TableData:
     title: str
     subcolumns: list[tuple[Column, float | None]]
     models: list[str]
-    values: dict[tuple[str, int], tuple[float, float]]
+    values: dict[tuple[str, int], tuple[float, float, int]]  # mean, std, number of trials
     higher: dict[int, bool]
     paper: dict[tuple[str, int], float] = field(default_factory=dict)
 
@@ -146,7 +146,7 @@ def build_table(summary: pd.DataFrame, layout: Layout, optimizer: str, dataset: 
         if budget is not None:
             match = match[np.isclose(match.budget, budget)]
         for r in match.itertuples():
-            values[(r.model, index)] = (r.mean, r.std)
+            values[(r.model, index)] = (r.mean, r.std, r.n)
             higher[index] = bool(r.higher_is_better)
         if paper is not None:
             ref = paper[(paper.attack == column.attack) & (paper.metric.isin(_paper_names(column.metric)))]
@@ -171,8 +171,11 @@ def _paper_names(metric: str) -> tuple[str, ...]:
     return (metric, "fid_inception") if metric == "fd_classifier" else (metric,)
 
 
-def _fmt(value: tuple[float, float] | None, digits: int) -> str:
-    return "–" if value is None else f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+def _fmt(value: tuple[float, float, int] | None, digits: int, pm: str = " ± ") -> str:
+    """mean ± std over trials; a single measurement (no trials) shows its value alone."""
+    if value is None:
+        return "–"
+    return f"{value[0]:.{digits}f}" if value[2] < 2 else f"{value[0]:.{digits}f}{pm}{value[1]:.{digits}f}"
 
 
 def _latex_escape(text: str) -> str:
@@ -202,6 +205,14 @@ def _header_cells(table: TableData) -> list[tuple[str, str, str, str]]:
     return cells
 
 
+_PAPER_HEADERS = {"fd_classifier": (r"FID (Inception)", "FID (Inception)")}  # the paper reports Inception FID
+
+
+def _paper_header(head: tuple[str, str, str, str], column: Column) -> tuple[str, str, str, str]:
+    latex, markdown = _PAPER_HEADERS.get(column.metric, (head[1], head[2]))
+    return head[0], latex, markdown, head[3]
+
+
 def _paper_indices(table: TableData) -> list[int]:
     return [i for i in range(len(table.subcolumns)) if any((m, i) in table.paper for m in table.models)]
 
@@ -210,8 +221,9 @@ def to_latex(table: TableData, digits: int = 2) -> str:
     """Booktabs LaTeX in the paper's layout: groups, metrics with ↑/↓, one column per λ, best in bold."""
     heads = _header_cells(table)
     paper_idx = _paper_indices(table)
-    groups = [h[0] for h in heads] + ["Paper (reported)"] * len(paper_idx)
-    metrics = [h[1] for h in heads] + [heads[i][1] for i in paper_idx]
+    paper_heads = [_paper_header(heads[i], table.subcolumns[i][0]) for i in paper_idx]
+    groups = [_latex_escape(h[0]) for h in heads] + ["Paper (reported)"] * len(paper_idx)
+    metrics = [h[1] for h in heads] + [h[1] for h in paper_heads]
     budgets = [h[3] for h in heads] + [heads[i][3] for i in paper_idx]
     lines = [r"\begin{tabular}{l" + "c" * len(groups) + "}", r"\toprule"]
     for labels in (groups, metrics):
@@ -227,7 +239,7 @@ def to_latex(table: TableData, digits: int = 2) -> str:
         cells = [_latex_escape(model)]
         for index in range(len(heads)):
             value = table.values.get((model, index))
-            text = "--" if value is None else f"{value[0]:.{digits}f} $\\pm$ {value[1]:.{digits}f}"
+            text = "--" if value is None else _fmt(value, digits, r" $\pm$ ")
             cells.append(rf"\textbf{{{text}}}" if value is not None and table.best(index) == model else text)
         cells += [f"{table.paper[(model, i)]:.{digits}f}" if (model, i) in table.paper else "--" for i in paper_idx]
         lines.append(" & ".join(cells) + r" \\")
@@ -244,7 +256,7 @@ def to_markdown(table: TableData, digits: int = 2) -> str:
         return " ".join(part for part in (group, md, f"λ={budget}" if budget else "") if part)
 
     header = ["model"] + [label(ATTACK_SHORT.get(h[0], h[0]), h[2], h[3]) for h in heads]
-    header += [label("paper", heads[i][2], heads[i][3]) for i in paper_idx]
+    header += [label("paper", *_paper_header(heads[i], table.subcolumns[i][0])[2:]) for i in paper_idx]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in table.models:
         cells = [model]
@@ -381,6 +393,9 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> lis
     if rows.empty:
         raise FileNotFoundError(f"{run_dir} holds no result rows yet; run `aebench run SUITE` first.")
     meta = _suite_meta(run_dir)
+    current = set((meta.get("cells") or {}).values())
+    if current:  # cells of models or datasets no longer in the suite stay on disk but out of the tables
+        rows = rows[rows.config_hash.isin(current)]
     paper = load_paper_results(meta.get("paper_results"))
     summary = summarise(rows)
     out.mkdir(parents=True, exist_ok=True)
@@ -389,14 +404,16 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> lis
     datasets = list(dict.fromkeys(summary.dataset))
     optimizers = [o for o in dict.fromkeys(summary.optimizer) if o != "none"]
     order = [m["label"] for m in meta.get("models", [])]
+    budget = float((meta.get("downstream") or {}).get("budget", 1.0))
     for name in meta.get("tables") or ["table1"]:
         for optimizer in optimizers:
+            reported = None if optimizer == "noise" else paper  # the paper's numbers are for real attacks
             if name == "table3":
-                table = build_table(summary, table3_layout(datasets), optimizer, None, paper, order)
+                table = build_table(summary, table3_layout(datasets, budget), optimizer, None, reported, order)
                 written += _write_table(table, out / f"table3_{optimizer}")
                 continue
             for dataset in datasets:
-                table = build_table(summary, LAYOUTS[name], optimizer, dataset, paper, order)
+                table = build_table(summary, LAYOUTS[name], optimizer, dataset, reported, order)
                 written += _write_table(table, out / f"{name}_{dataset}_{optimizer}")
     for dataset in datasets:
         for optimizer in optimizers:

@@ -26,7 +26,7 @@ from aebench.models import create_model, load_plugins
 from aebench.recipes import Recipe, load_recipe
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
-OPTIMIZER_NAME = "optimizer.safetensors"
+OPTIMIZER_PATTERN = "optimizer-e{epoch}.safetensors"  # one per finished epoch; the last two are kept
 
 
 class TrainingDivergedError(RuntimeError):
@@ -160,8 +160,12 @@ def train(
     checkpoint_path = run_dir / CHECKPOINT_NAME
     meta = {"dataset": dataset, "seed": seed, "recipe": recipe.as_dict()}
     start_epoch = _resume(model, optimizer, run_dir, meta, model_args, console)
+    if start_epoch > settings.epochs:
+        raise ValueError(f"{run_dir} already holds a model trained for {start_epoch} epochs, more than the "
+                         f"{settings.epochs} asked for; pass another --run-dir or delete the old run.")
 
-    history = _read_history(run_dir)
+    # Epochs past the checkpoint (a crash after writing the history) are dropped: they will be trained again.
+    history = [h for h in _read_history(run_dir) if h["epoch"] <= start_epoch]
     steps_per_epoch = len(train_set) // settings.batch_size  # drop_last, as the authors' loaders
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {settings.batch_size} exceeds the {len(train_set)} training images of {dataset}.")
@@ -177,10 +181,12 @@ def train(
             if not console.is_terminal:  # batch jobs: a readable line per epoch instead of a live bar
                 console.print(f"{model_name} {dataset} epoch {epoch + 1}/{settings.epochs}: "
                               + " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
-            save_checkpoint(checkpoint_path, model, **meta, epoch=epoch + 1, epochs=settings.epochs)
-            save_optimizer(run_dir / OPTIMIZER_NAME, optimizer)
+            # The checkpoint is written last: it marks the epoch as finished, and its optimizer file already exists.
+            save_optimizer(run_dir / OPTIMIZER_PATTERN.format(epoch=epoch + 1), optimizer)
             atomic_write(run_dir / "history.jsonl",
                          lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in history)))
+            save_checkpoint(checkpoint_path, model, **meta, epoch=epoch + 1, epochs=settings.epochs)
+            (run_dir / OPTIMIZER_PATTERN.format(epoch=epoch - 1)).unlink(missing_ok=True)
     if start_epoch >= settings.epochs and not checkpoint_path.exists():
         save_checkpoint(checkpoint_path, model, **meta, epoch=settings.epochs, epochs=settings.epochs)
 
@@ -232,9 +238,12 @@ def _resume(model: AutoEncoder, optimizer: torch.optim.Optimizer, run_dir: Path,
     from safetensors.torch import load_file
 
     model.load_state_dict(load_file(str(checkpoint)))
-    if (run_dir / OPTIMIZER_NAME).exists():
-        load_optimizer(run_dir / OPTIMIZER_NAME, optimizer)
     epoch = int(saved.get("epoch", 0))
+    optimizer_file = run_dir / OPTIMIZER_PATTERN.format(epoch=epoch)
+    if optimizer_file.exists():
+        load_optimizer(optimizer_file, optimizer)
+    else:
+        console.print(f"[yellow]No optimizer state for epoch {epoch} in {run_dir}; Adam restarts from zero moments.[/]")
     console.print(f"Resuming {run_dir} after epoch {epoch}.")
     return epoch
 

@@ -78,3 +78,25 @@ def test_a_nan_loss_stops_with_the_epoch_and_term(tiny_data, tmp_path, monkeypat
     with pytest.raises(training.TrainingDivergedError, match=r"epoch 1, step 1: loss term 'cv' is nan"):
         training.train("gmm_dae", "fashion_mnist_mini", epochs=1, batch_size=20, run_dir=tmp_path / "nan",
                        progress=False)
+
+
+def test_a_crash_between_the_epoch_files_still_resumes_exactly(tiny_data, tmp_path, monkeypatch):
+    kwargs = dict(batch_size=20, seed=2, progress=False)
+    full = training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "full", **kwargs)
+    real_save = training.save_checkpoint
+
+    def crash_at_epoch_3(path, model, **meta):
+        if meta["epoch"] == 3:
+            raise KeyboardInterrupt  # after the optimizer state and history of epoch 3 were written
+        return real_save(path, model, **meta)
+
+    monkeypatch.setattr(training, "save_checkpoint", crash_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "crash", **kwargs)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    resumed = training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "crash", **kwargs)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="more than the 2 asked for"):
+        training.train("gmm_dae", "fashion_mnist_mini", epochs=2, run_dir=tmp_path / "crash", **kwargs)
