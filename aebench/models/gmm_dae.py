@@ -116,13 +116,16 @@ class GMMDAE(AutoEncoder):
         for name, value in weights.items():
             self.register_buffer(f"weight_{name}", torch.tensor(value))
 
-    def encode(self, x: Tensor) -> Tensor:  # noqa: D102
+    def encode(self, x: Tensor) -> Tensor:
+        """z = g(x), deterministic (no latent noise outside ``loss``)."""
         return self.encoder(x)
 
-    def decode(self, z: Tensor) -> Tensor:  # noqa: D102
+    def decode(self, z: Tensor) -> Tensor:
+        """f(z) in [0, 1]."""
         return self.decoder(z)
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:  # noqa: D102
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draws from the fixed GMM prior (no post-hoc density estimation: the point of GMM-DAE)."""
         return self.prior.sample(n, generator)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
