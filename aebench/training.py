@@ -144,10 +144,9 @@ def train(
     console = console or Console(stderr=True)
     load_plugins()
     MODELS[model_name]  # fail on an unknown name before loading any data
-    recipe = load_recipe(model_name, dataset, recipe_path)
-    settings = recipe.training.replace(**(training_overrides or {})).replace(epochs=epochs, batch_size=batch_size, lr=lr)
-    recipe = Recipe(recipe.model, recipe.dataset, {**recipe.model_args, **(model_overrides or {})}, settings,
-                    recipe.source)
+    recipe = _effective_recipe(load_recipe(model_name, dataset, recipe_path), model_overrides,
+                               {**(training_overrides or {}), "epochs": epochs, "batch_size": batch_size, "lr": lr})
+    settings = recipe.training
     torch_device = pick_device(device)
     train_set = load_dataset(dataset, "train", data_root)
     test_set = load_dataset(dataset, "test", data_root)
@@ -181,14 +180,7 @@ def train(
             if not console.is_terminal:  # batch jobs: a readable line per epoch instead of a live bar
                 console.print(f"{model_name} {dataset} epoch {epoch + 1}/{settings.epochs}: "
                               + " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
-            # The checkpoint is written last: it marks the epoch as finished, and its optimizer file already exists.
-            save_optimizer(run_dir / OPTIMIZER_PATTERN.format(epoch=epoch + 1), optimizer)
-            atomic_write(run_dir / "history.jsonl",
-                         lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in history)))
-            save_checkpoint(checkpoint_path, model, **meta, epoch=epoch + 1, epochs=settings.epochs)
-            (run_dir / OPTIMIZER_PATTERN.format(epoch=epoch - 1)).unlink(missing_ok=True)
-    if start_epoch >= settings.epochs and not checkpoint_path.exists():
-        save_checkpoint(checkpoint_path, model, **meta, epoch=settings.epochs, epochs=settings.epochs)
+            _save_epoch(run_dir, model, optimizer, history, {**meta, "epoch": epoch + 1, "epochs": settings.epochs})
 
     model.eval()
     test_mse = reconstruction_mse(model, test_set, torch_device)
@@ -196,6 +188,24 @@ def train(
     with torch.no_grad():
         samples = save_image_grid(model.sample(64, generator), run_dir / "samples.png", columns=8)
     return TrainResult(model, run_dir, checkpoint_path, samples, test_mse, history)
+
+
+def _effective_recipe(recipe: Recipe, model_overrides: dict[str, Any] | None,
+                      training_overrides: dict[str, Any]) -> Recipe:
+    """The recipe with a suite's or the command line's overrides applied (None values leave a setting alone)."""
+    settings = recipe.training.replace(**training_overrides)
+    return Recipe(recipe.model, recipe.dataset, {**recipe.model_args, **(model_overrides or {})}, settings,
+                  recipe.source)
+
+
+def _save_epoch(run_dir: Path, model: AutoEncoder, optimizer: torch.optim.Optimizer,
+                history: list[dict[str, float]], meta: dict[str, Any]) -> None:
+    """Persist a finished epoch; the checkpoint is written last, so it only exists once the rest does."""
+    epoch = meta["epoch"]
+    save_optimizer(run_dir / OPTIMIZER_PATTERN.format(epoch=epoch), optimizer)
+    atomic_write(run_dir / "history.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in history)))
+    save_checkpoint(run_dir / CHECKPOINT_NAME, model, **meta)
+    (run_dir / OPTIMIZER_PATTERN.format(epoch=epoch - 2)).unlink(missing_ok=True)  # keep the last two
 
 
 def _train_epoch(model: AutoEncoder, optimizer: torch.optim.Optimizer, recipe: Recipe, train_set: ImageDataset,
