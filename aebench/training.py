@@ -144,8 +144,10 @@ def train(
     console = console or Console(stderr=True)
     load_plugins()
     MODELS[model_name]  # fail on an unknown name before loading any data
+    # A command-line argument left at None was not given: it must not replace a suite's value.
+    given = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
     recipe = _effective_recipe(load_recipe(model_name, dataset, recipe_path), model_overrides,
-                               {**(training_overrides or {}), "epochs": epochs, "batch_size": batch_size, "lr": lr})
+                               {**(training_overrides or {}), **given})
     settings = recipe.training
     torch_device = pick_device(device)
     train_set = load_dataset(dataset, "train", data_root)

@@ -148,3 +148,17 @@ def test_targets_are_the_next_image_of_another_class():
         between = [(s + k) % len(test_set) for k in range(1, (t - s) % len(test_set))]
         assert all(labels[j] == labels[s] for j in between)
     assert not (sources[0] == sources[1]).all()  # each trial draws its own images
+
+
+def test_the_suites_training_block_reaches_the_trained_checkpoint(tmp_path):
+    from aebench.checkpoint import read_metadata
+
+    suite = _suite(tmp_path, "epochs", training={"epochs": 2, "batch_size": 300, "lr": 1e-3},
+                   models=[{"name": "gmm_dae"}])
+    cell = suite.cells()[0]
+    model = runner.obtain_model(cell, runner.pick_device("cpu"), runner.Console(quiet=True))
+    del model
+    (checkpoint,) = Path(suite.cache_dir).glob("*/checkpoint.safetensors")
+    meta = read_metadata(checkpoint)
+    assert meta["epoch"] == 2 and meta["recipe"]["training"]["epochs"] == 2
+    assert meta["recipe"]["training"]["batch_size"] == 300 and meta["recipe"]["training"]["lr"] == 1e-3
