@@ -8,8 +8,6 @@ without pickle). A JSON copy of the metadata sits beside the file for people to 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,40 +17,13 @@ from safetensors.torch import load_file, save_file, safe_open
 from aebench.model import AutoEncoder
 from aebench.models import create_model
 from aebench.provenance import git_hash, package_versions
+from aebench.utils import atomic_write, jsonable
 
 FORMAT = "aebench-checkpoint-v1"
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or does not match its model."""
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` and move the result over ``path``, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
 
 
 def save_checkpoint(path: str | Path, model: AutoEncoder, **meta: Any) -> Path:
@@ -65,8 +36,8 @@ def save_checkpoint(path: str | Path, model: AutoEncoder, **meta: Any) -> Path:
     header = {
         "format": FORMAT,
         "model": model.registry_name,
-        "model_args": _jsonable(model.model_args),
-        **_jsonable(meta),
+        "model_args": jsonable(model.model_args),
+        **jsonable(meta),
         "versions": package_versions(),
         "git": git_hash(),
     }
@@ -88,14 +59,26 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a readable safetensors file ({err}).") from err
     if raw is None:
         raise CheckpointError(f"{path} has no aebench metadata; it was not written by aebench.save_checkpoint.")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: its aebench metadata is not valid JSON ({err}); the file was edited or "
+                              "damaged. Retrain or restore it.") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its aebench metadata is not a JSON object; retrain or restore it.")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} has format {meta.get('format')!r}; this aebench reads {FORMAT!r}.")
+    for key, kind in (("model", str), ("model_args", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise CheckpointError(f"{path}: metadata key {key!r} is missing or not a {kind.__name__}; retrain it.")
     return meta
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> AutoEncoder:
     """Rebuild the registered model a checkpoint describes and load its weights (strictly).
+
+    Every tensor must have the name, shape and dtype the rebuilt model expects and finite values: a file whose
+    weights were converted or damaged is refused instead of evaluated.
 
     Raises:
         CheckpointError: If the file is unreadable or its weights do not fit the model it names.
@@ -104,15 +87,35 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> AutoEnco
     args = dict(meta["model_args"])
     if "image_shape" in args:
         args["image_shape"] = tuple(args["image_shape"])
-    model = create_model(meta["model"], **args)
-    state = load_file(str(path))
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"Checkpoint {path} does not match model {meta['model']!r} built with {meta['model_args']}: {err}"
-        ) from err
+        model = create_model(meta["model"], **args)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"Checkpoint {path} names model {meta['model']!r} with arguments that do not build "
+                              f"it: {err}") from err
+    state = load_file(str(path))
+    problems = state_problems(model.state_dict(), state)
+    if problems:
+        raise CheckpointError(f"Checkpoint {path} does not fit model {meta['model']!r} built with "
+                              f"{meta['model_args']}:\n  " + "\n  ".join(problems))
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval()
+
+
+def state_problems(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], limit: int = 10) -> list[str]:
+    """What is wrong with the tensors ``found`` for a model whose state dict is ``expected`` (empty when nothing)."""
+    problems = [f"missing tensor {k!r}" for k in expected if k not in found]
+    problems += [f"unexpected tensor {k!r}" for k in found if k not in expected]
+    for name, tensor in found.items():
+        want = expected.get(name)
+        if want is None:
+            continue
+        if tuple(tensor.shape) != tuple(want.shape):
+            problems.append(f"{name}: shape {tuple(tensor.shape)}, the model has {tuple(want.shape)}")
+        elif tensor.dtype != want.dtype:
+            problems.append(f"{name}: dtype {tensor.dtype}, the model has {want.dtype}")
+        elif tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            problems.append(f"{name}: holds NaN or infinite values")
+    return problems[:limit] + ([f"... and {len(problems) - limit} more"] if len(problems) > limit else [])
 
 
 def save_optimizer(path: str | Path, optimizer: torch.optim.Optimizer) -> None:

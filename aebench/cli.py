@@ -34,6 +34,17 @@ def ls_models(pattern: str = typer.Argument("*", help="Shell-style filter, e.g. 
     console.print(table)
 
 
+def _command_line_training(epochs: int | None, batch_size: int | None, lr: float | None) -> dict[str, object]:
+    """Training settings given on the command line; options left out are not a layer (they must not replace a
+    suite's or a recipe's value)."""
+    return {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
+
+
+EPOCHS_HELP = "Replace the training epochs of every model (command-line layer; see `validate --explain`)."
+BATCH_HELP = "Replace the training batch size of every model."
+LR_HELP = "Replace the learning rate of every model."
+
+
 @app.command()
 def train(
     model: str = typer.Argument(..., help="Registered model name (see `aebench ls models`)."),
@@ -42,19 +53,29 @@ def train(
     batch_size: Optional[int] = typer.Option(None, help="Override the recipe's batch size."),
     lr: Optional[float] = typer.Option(None, help="Override the recipe's learning rate."),
     seed: int = typer.Option(0, help="Seed for initialisation, batch order and training noise."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda when available)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ... (auto: cuda when available)."),
     recipe: Optional[Path] = typer.Option(None, help="Recipe YAML (default: baselines/MODEL.yaml)."),
     run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: runs/MODEL-DATASET-sSEED); resumed if it exists."),
     data_root: Optional[Path] = typer.Option(None, envvar="AEBENCH_DATA", help="Folder with the dataset files."),
 ) -> None:
     """Train a model, writing a checkpoint per epoch and a sample grid; prints the test reconstruction MSE."""
+    from aebench.config import resolve_training
+    from aebench.data import DataError
+    from aebench.progress import ProgressLog
     from aebench.training import TrainingDivergedError
     from aebench.training import train as run_training
+    from aebench.utils import check_device
 
+    problem = check_device(device)
+    if problem:
+        _fail(f"--device {problem}")
     try:
-        result = run_training(model, dataset, recipe_path=recipe, epochs=epochs, batch_size=batch_size, lr=lr,
-                              seed=seed, device=device, run_dir=run_dir, data_root=data_root, console=err_console)
-    except (KeyError, ValueError, TypeError, FileNotFoundError, TrainingDivergedError) as err:
+        config = resolve_training(model, dataset, seed=seed, recipe=None if recipe is None else str(recipe),
+                                  command_line=_command_line_training(epochs, batch_size, lr),
+                                  data_root=None if data_root is None else str(data_root))
+        result = run_training(config, run_dir=run_dir, data_root=data_root, device=device,
+                              progress=ProgressLog(err_console))
+    except (KeyError, ValueError, TypeError, DataError, TrainingDivergedError) as err:
         _fail(str(err).strip("'\""))
         return
     console.print(f"checkpoint:        {result.checkpoint}")
@@ -71,14 +92,40 @@ def _load_suite_or_fail(suite_path: Path, check_data: bool = True):
         _fail(str(err))
 
 
+def _plan_or_fail(suite, command_line: dict[str, object]):
+    from aebench.data import DataError
+    from aebench.runner import plan_suite
+
+    try:
+        return plan_suite(suite, command_line)
+    except (KeyError, ValueError, TypeError, DataError) as err:
+        _fail(f"{suite.path}: {str(err).strip(chr(39))}")
+
+
 @app.command()
-def validate(suite_path: Path = typer.Argument(..., metavar="SUITE", help="Suite YAML file.")) -> None:
-    """Check a suite (keys, names, budgets, data and checkpoint files) without computing anything."""
+def validate(
+    suite_path: Path = typer.Argument(..., metavar="SUITE", help="Suite YAML file."),
+    explain: bool = typer.Option(False, "--explain", help="Print every setting of every cell and where it came from."),
+    epochs: Optional[int] = typer.Option(None, help=EPOCHS_HELP),
+    batch_size: Optional[int] = typer.Option(None, help=BATCH_HELP),
+    lr: Optional[float] = typer.Option(None, help=LR_HELP),
+) -> None:
+    """Check a suite (keys, types, names, budgets, data and checkpoint files) and resolve every cell, computing nothing."""
+    from aebench.runner import explain_cell
+
     suite = _load_suite_or_fail(suite_path)
-    cells = suite.cells()
+    cells = _plan_or_fail(suite, _command_line_training(epochs, batch_size, lr))
+    measurements = sum(len(c.measurements) for c in cells)
     console.print(f"[green]ok[/] {suite_path}: suite {suite.name!r} v{suite.version}, {len(cells)} cells "
                   f"({len(suite.datasets)} datasets × {len(suite.models)} models × {len(suite.seeds)} seeds), "
-                  f"{len(suite.attacks)} attacks, N={suite.n_images} × T={suite.n_trials}.")
+                  f"{measurements} measurements, N={suite.n_images} × T={suite.n_trials}.")
+    if not explain:
+        return
+    for cell in cells:
+        table = Table("setting", "value", "from", title=cell.cell_id, title_justify="left")
+        for setting, value, source in explain_cell(cell, suite):
+            table.add_row(setting, str(value), source)
+        console.print(table)
 
 
 @app.command()
@@ -87,15 +134,22 @@ def run(
     shard: str = typer.Option("0/1", help="Run only cells i, i+N, i+2N, ... of the suite (i/N, 0-based)."),
     output: Optional[Path] = typer.Option(None, help="Override the suite's output folder."),
     report: bool = typer.Option(True, help="Render tables and figures when the run ends."),
+    reuse_stale: bool = typer.Option(False, "--reuse-stale", help="Keep models and measurements computed by other "
+                                     "code (a changed code fingerprint); their rows say so."),
+    epochs: Optional[int] = typer.Option(None, help=EPOCHS_HELP),
+    batch_size: Optional[int] = typer.Option(None, help=BATCH_HELP),
+    lr: Optional[float] = typer.Option(None, help=LR_HELP),
 ) -> None:
-    """Train or load every model of a suite, attack it, and write tidy rows, tables and figures.
+    """Train or load every model of a suite, measure it, and write tidy rows, tables and figures.
 
-    Finished cells are skipped on a rerun; a failing cell is recorded and the others go on. The exit
-    code is 1 if any cell failed.
+    Each measurement (reconstruction, fidelity, every attack × optimizer × budget, downstream) is written as soon
+    as it finishes and skipped on a rerun; a failing one is recorded and the others go on. The exit code is 1 if
+    any measurement failed.
     """
     import dataclasses
 
-    from aebench.runner import parse_shard, run_suite
+    from aebench.progress import ProgressLog
+    from aebench.runner import RunError, parse_shard, run_suite
 
     suite = _load_suite_or_fail(suite_path)
     if output is not None:
@@ -105,12 +159,20 @@ def run(
     except ValueError as err:
         _fail(str(err))
         return
-    summary = run_suite(suite, shard_pair, console=err_console)
-    console.print(f"cells: {len(summary.finished)} finished, {len(summary.skipped)} skipped (already done), "
+    command_line = _command_line_training(epochs, batch_size, lr)
+    _plan_or_fail(suite, command_line)  # every configuration problem before any compute
+    try:
+        summary = run_suite(suite, shard_pair, ProgressLog(err_console), reuse_stale=reuse_stale,
+                            command_line=command_line)
+    except RunError as err:
+        _fail(str(err))
+        return
+    console.print(f"run {summary.run_id}: measurements {len(summary.finished)} finished, {len(summary.skipped)} "
+                  f"skipped (already done), {len(summary.reused_stale)} reused from other code, "
                   f"{len(summary.failed)} failed")
-    for cell_id, error in summary.failed.items():
-        console.print(f"  [red]failed[/] {cell_id}: {error}")
-    if report and (summary.finished or summary.skipped):
+    for name, error in summary.failed.items():
+        console.print(f"  [red]failed[/] {name}: {error.splitlines()[0]}", soft_wrap=True)
+    if report:
         _render(Path(suite.output), None, show=True)
     if summary.failed:
         raise typer.Exit(code=1)
@@ -119,13 +181,18 @@ def run(
 def _render(run_dir: Path, out_dir: Optional[Path], show: bool) -> None:
     from aebench.report import render_report
 
-    written = render_report(run_dir, out_dir)
+    result = render_report(run_dir, out_dir)
     if show:
-        for path in written:
+        for path in result.written:
             if path.suffix == ".md" and "_noise" not in path.name:
                 console.print()
                 console.print(path.read_text(), markup=False, soft_wrap=True)
-    console.print(f"report: {len(written)} files in {written[0].parent}")
+    for problem in result.problems:
+        err_console.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)
+    if result.failed or result.missing:
+        console.print(f"{len(result.failed)} measurement(s) failed and {len(result.missing)} are missing; the tables "
+                      "say so in their cells.")
+    console.print(f"report: {len(result.written)} files in {result.written[0].parent}")
 
 
 @app.command()
@@ -133,7 +200,7 @@ def report(
     run_dir: Path = typer.Argument(..., help="Output folder of `aebench run`."),
     out: Optional[Path] = typer.Option(None, help="Where to write (default RUN_DIR/report)."),
 ) -> None:
-    """Render Table 1 (LaTeX + Markdown) and Figures 2-3 from a run folder's rows, without re-running anything."""
+    """Render the suite's tables (LaTeX + Markdown), figures and results.csv from a run folder, re-running nothing."""
     try:
         _render(run_dir, out, show=True)
     except FileNotFoundError as err:

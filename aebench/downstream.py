@@ -12,28 +12,26 @@ the protocol below is aebench's choice:
    order). These codes are low-dimensional, so this takes seconds on a CPU.
 3. Clean accuracy: over the whole test split (``clean_accuracy``), and per trial on the attacked images
    (``clean_accuracy_trials``), so that the attacked accuracy has a like-for-like baseline.
-4. Attacked accuracy: the runner's protocol, T trials of N test images drawn with
-   :func:`aebench.runner.trial_indices`, targets from :func:`aebench.runner.target_indices` (the next test image of
-   another class); each image is attacked once with ``run_attack(attack="latent", budget=λ)``. A prediction counts as
-   correct when MLP(g(x + δ)) is still the true label of x. λ = 0 skips the attack (x + δ = x).
+4. Attacked accuracy: the runner's protocol (:mod:`aebench.sampling`): T trials of N test images, each attacked once
+   with the latent-space attack at λ towards the next test image of another class. The runner scores the classifier
+   on the images of its own latent attack at that budget, so the number belongs to the attack in the same table. A
+   prediction counts as correct when MLP(g(x + δ)) is still the true label of x.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
-from aebench.attacks import DEFAULT_OPTIMIZER, run_attack
 from aebench.data import ImageDataset
 from aebench.model import AutoEncoder
-from aebench.runner import target_indices, trial_indices
+from aebench.progress import SILENT, ProgressLog
+from aebench.sampling import CellImages
 
 __all__ = [
     "DownstreamResult",
@@ -99,8 +97,7 @@ def train_latent_classifier(
     lr: float = 1e-3,
     seed: int = 0,
     device: torch.device | str | None = None,
-    console: Console | None = None,
-    progress: bool = True,
+    progress: ProgressLog = SILENT,
 ) -> LatentClassifier:
     """Train an MLP on the frozen codes of ``train_set`` (step 1–2 of the module protocol).
 
@@ -113,8 +110,7 @@ def train_latent_classifier(
         lr: Adam learning rate.
         seed: Seeds the initialisation and the batch order.
         device: Training device (default: the model's device).
-        console: Where the progress bar goes.
-        progress: Show a rich progress bar.
+        progress: Where progress goes.
 
     Returns:
         The classifier in eval mode on ``device``; ``train_accuracy`` holds its final accuracy on the training codes.
@@ -143,10 +139,7 @@ def train_latent_classifier(
     optimizer = torch.optim.Adam(classifier.parameters(), lr=lr)
     order_rng = torch.Generator().manual_seed(seed)
     steps = (len(codes) + batch_size - 1) // batch_size
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console or Console(stderr=True), disable=not progress, transient=True) as bar:
-        task = bar.add_task("latent classifier", total=epochs, info="")
+    with progress.task("latent classifier", epochs, "epochs") as task:
         for epoch in range(epochs):
             order = torch.randperm(len(codes), generator=order_rng)
             correct, loss_sum = 0, 0.0
@@ -161,8 +154,7 @@ def train_latent_classifier(
                 loss_sum += loss.item()
                 correct += int((logits.argmax(dim=1) == y).sum())
             classifier.train_accuracy = correct / len(codes)
-            bar.update(task, advance=1, info=f"ep {epoch + 1} loss={loss_sum / steps:.3f} "
-                                             f"acc={classifier.train_accuracy:.3f}")
+            task.update(epoch + 1, info=f"loss={loss_sum / steps:.3f} acc={classifier.train_accuracy:.3f}")
     return classifier.eval()
 
 
@@ -218,76 +210,25 @@ class DownstreamResult:
                 "attacked_accuracy_trials": self.attacked_accuracy_trials}
 
 
-AttackFn = Callable[..., Any]
-
-
-def downstream_accuracy(
-    model: AutoEncoder,
-    classifier: LatentClassifier,
-    test_set: ImageDataset,
-    *,
-    budget: float = 1.0,
-    n_images: int = 100,
-    n_trials: int = 10,
-    seed: int = 0,
-    optimizer: str | None = None,
-    attack_options: dict[str, Any] | None = None,
-    chunk: int = 1000,
-    device: torch.device | str | None = None,
-    attack_fn: AttackFn | None = None,
-) -> dict[str, Any]:
-    """Clean and latent-attacked accuracy of ``classifier`` on codes of ``model`` (Table 3 protocol).
+def downstream_accuracy(model: AutoEncoder, classifier: LatentClassifier, test_set: ImageDataset,
+                        images: CellImages, attacked: Tensor, budget: float) -> DownstreamResult:
+    """Clean and attacked accuracy of ``classifier`` on codes of ``model`` (step 3–4 of the module protocol).
 
     Args:
-        model: The autoencoder (put in eval mode; latent noise off).
+        model: The autoencoder (its encoder is frozen; eval mode, no latent noise).
         classifier: From :func:`train_latent_classifier` on the same model.
-        test_set: Labelled test split.
-        budget: The L2 budget λ of the latent attack (Table 3: 1); 0 means no attack.
-        n_images: N images per trial.
-        n_trials: T trials.
-        seed: Draws the trial images and seeds the attacks' random starts.
-        optimizer: Attack optimizer (default: ``run_attack``'s, L-BFGS-B as in the paper).
-        attack_options: Extra keyword arguments for the attack.
-        chunk: Images attacked per ``run_attack`` call.
-        device: Device for the attack (default: the model's device).
-        attack_fn: Replaces :func:`aebench.attacks.run_attack` (same signature), e.g. in tests.
-
-    Returns:
-        :meth:`DownstreamResult.as_dict`: ``budget``, ``clean_accuracy`` (whole test split),
-        ``clean_accuracy_trials``, ``attacked_accuracy`` (mean over trials) and ``attacked_accuracy_trials``.
+        test_set: Labelled test split, for the clean accuracy over the whole split.
+        images: The cell's sources and labels (:func:`aebench.sampling.cell_images`).
+        attacked: The latent attack's x + δ for ``images.x``, same layout.
+        budget: λ of that attack (recorded with the result).
 
     Raises:
-        ValueError: For an unlabelled test set, a negative budget or more images than the test set holds.
+        ValueError: For an unlabelled test set or images that do not match.
     """
-    if test_set.labels is None:
+    if test_set.labels is None or images.labels is None:
         raise ValueError(f"{test_set.info.name} has no class labels, so downstream accuracy is undefined.")
-    if budget < 0:
-        raise ValueError(f"budget must be ≥ 0, got {budget}.")
-    if chunk < 1:
-        raise ValueError(f"chunk must be ≥ 1, got {chunk}.")
-    device = torch.device(device) if device is not None else model.device
-    model.eval()
-    classifier = classifier.to(device).eval()
     clean = predict_labels(model, classifier, test_set.batch(slice(None)))
     clean_accuracy = float((clean == test_set.labels).double().mean())
-
-    sources = trial_indices(len(test_set), n_images, n_trials, seed)
-    targets = target_indices(test_set, sources, seed)
-    x_all = test_set.batch(sources.reshape(-1))
-    labels = test_set.labels[sources.reshape(-1)]
-    clean_trials = trial_accuracies(model, classifier, x_all, labels, n_trials, n_images)
-    if budget == 0:
-        adv_trials = clean_trials.clone()
-    else:
-        attack = attack_fn or run_attack
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        t_all = test_set.batch(targets.reshape(-1))
-        pieces = []
-        for start in range(0, x_all.shape[0], chunk):
-            result = attack(model, x_all[start : start + chunk].to(device), attack="latent", budget=float(budget),
-                            optimizer=optimizer or DEFAULT_OPTIMIZER, target=t_all[start : start + chunk].to(device),
-                            generator=generator, **(attack_options or {}))
-            pieces.append(result.x_adv.detach().cpu())
-        adv_trials = trial_accuracies(model, classifier, torch.cat(pieces), labels, n_trials, n_images)
-    return DownstreamResult(float(budget), clean_accuracy, clean_trials.tolist(), adv_trials.tolist()).as_dict()
-
+    clean_trials = trial_accuracies(model, classifier, images.x, images.labels, images.n_trials, images.n_images)
+    adv_trials = trial_accuracies(model, classifier, attacked, images.labels, images.n_trials, images.n_images)
+    return DownstreamResult(float(budget), clean_accuracy, clean_trials.tolist(), adv_trials.tolist())

@@ -36,39 +36,57 @@ class TrainingSettings:
     lr_gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise RecipeError(f"training.{name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise RecipeError(f"training.lr must be a positive number, got {self.lr!r}.")
-        if self.lr_step_epochs is not None and (not isinstance(self.lr_step_epochs, int) or self.lr_step_epochs < 1):
-            raise RecipeError(f"training.lr_step_epochs must be a positive integer or null, got {self.lr_step_epochs!r}.")
+        problems = training_problems(dataclasses.asdict(self))
+        if problems:
+            key, message = problems[0]
+            raise RecipeError(f"training.{key} {message}")
 
-    def replace(self, **changes: Any) -> TrainingSettings:
-        """A copy with the non-None ``changes`` applied."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def training_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, message)`` for every training setting in ``values`` that is unknown or out of range.
+
+    The one check of training settings, shared by recipes, suites and the command line.
+    """
+    known = [f.name for f in dataclasses.fields(TrainingSettings)]
+    problems = []
+    for key, value in values.items():
+        if key not in known:
+            problems.append((key, f"is not a training setting; known: {', '.join(known)}."))
+        elif key in ("epochs", "batch_size") and not (_is_int(value) and value >= 1):
+            problems.append((key, f"must be a positive integer, got {value!r}."))
+        elif key in ("lr", "lr_gamma") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                            or not 0 < value < float("inf")):
+            problems.append((key, f"must be a positive number, got {value!r}."))
+        elif key == "lr_step_epochs" and value is not None and not (_is_int(value) and value >= 1):
+            problems.append((key, f"must be a positive integer or null (no step schedule), got {value!r}."))
+    return problems
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A model's recipe resolved for one dataset."""
+    """A model's recipe file read for one dataset, its layers kept apart so each value can say where it came from.
+
+    Attributes:
+        model: The registered model the recipe is for.
+        dataset: The dataset whose ``datasets.<name>`` block was read.
+        model_args: Constructor arguments at the top of the file.
+        training: Training settings at the top of the file (only the keys it gives).
+        dataset_model_args: ``datasets.<dataset>.model_args``.
+        dataset_training: ``datasets.<dataset>.training``.
+        source: The file, or ``"<defaults>"`` when the model has none.
+    """
 
     model: str
     dataset: str
     model_args: dict[str, Any] = field(default_factory=dict)
-    training: TrainingSettings = field(default_factory=TrainingSettings)
+    training: dict[str, Any] = field(default_factory=dict)
+    dataset_model_args: dict[str, Any] = field(default_factory=dict)
+    dataset_training: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form, stored in checkpoints."""
-        return {
-            "model": self.model,
-            "dataset": self.dataset,
-            "model_args": self.model_args,
-            "training": dataclasses.asdict(self.training),
-            "source": self.source,
-        }
 
 
 def recipe_search_paths() -> list[Path]:
@@ -108,15 +126,14 @@ def _training_settings(raw: Any, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise RecipeError(f"{where}: 'training' must be a mapping, got {type(raw).__name__}.")
-    known = {f.name for f in dataclasses.fields(TrainingSettings)}
-    unknown = set(raw) - known
-    if unknown:
-        raise RecipeError(f"{where}: unknown training keys {sorted(unknown)}; allowed: {sorted(known)}.")
+    problems = training_problems(raw)
+    if problems:
+        raise RecipeError(f"{where}: " + "; ".join(f"training.{key} {message}" for key, message in problems))
     return dict(raw)
 
 
 def load_recipe(model: str, dataset: str, path: str | Path | None = None) -> Recipe:
-    """Resolve the recipe of ``model`` for ``dataset``: file defaults, then the dataset's overrides.
+    """Read the recipe of ``model`` with its ``datasets.<dataset>`` block (merging is :mod:`aebench.config`'s job).
 
     Without a recipe file the model's constructor defaults and :class:`TrainingSettings` apply.
 
@@ -140,12 +157,20 @@ def load_recipe(model: str, dataset: str, path: str | Path | None = None) -> Rec
     if raw.get("model", model) != model:
         raise RecipeError(f"{file} is the recipe of {raw['model']!r}, not of {model!r}.")
     model_args = copy.deepcopy(raw.get("model_args") or {})
+    if not isinstance(model_args, dict):
+        raise RecipeError(f"{file}: 'model_args' must be a mapping of constructor arguments.")
     training = _training_settings(raw.get("training"), str(file))
-    per_dataset = (raw.get("datasets") or {}).get(dataset) or {}
+    blocks = raw.get("datasets") or {}
+    if not isinstance(blocks, dict):
+        raise RecipeError(f"{file}: 'datasets' must map dataset names to blocks with model_args/training.")
+    per_dataset = blocks.get(dataset) or {}
     unknown = set(per_dataset) - _DATASET_KEYS
     if unknown:
         raise RecipeError(f"{file}: datasets.{dataset} has unknown keys {sorted(unknown)}; allowed: {sorted(_DATASET_KEYS)}.")
-    model_args.update(per_dataset.get("model_args") or {})
-    training.update(_training_settings(per_dataset.get("training"), f"{file} (datasets.{dataset})"))
-    return Recipe(model=model, dataset=dataset, model_args=model_args, training=TrainingSettings(**training),
+    dataset_args = copy.deepcopy(per_dataset.get("model_args") or {})
+    if not isinstance(dataset_args, dict):
+        raise RecipeError(f"{file}: datasets.{dataset}.model_args must be a mapping of constructor arguments.")
+    return Recipe(model=model, dataset=dataset, model_args=model_args, training=training,
+                  dataset_model_args=dataset_args,
+                  dataset_training=_training_settings(per_dataset.get("training"), f"{file} (datasets.{dataset})"),
                   source=str(file))

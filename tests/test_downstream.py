@@ -17,6 +17,7 @@ from aebench.downstream import (
     trial_accuracies,
 )
 from aebench.model import AutoEncoder
+from aebench.sampling import attack_generator, cell_images
 from tests.helpers import build_model
 
 BUDGETS = (0.0, 0.3, 0.6, 1.0, 2.0)
@@ -63,17 +64,35 @@ def _exact_latent_attack(model, x, *, attack, budget, optimizer, target, generat
     return SimpleNamespace(x_adv=x_adv, objective=(x_adv - target).flatten(1).norm(dim=1), trace=None)
 
 
+def _evaluate(model, classifier, test, budget, n_images, n_trials, seed=0, optimizer=None):
+    """The runner's protocol: the cell's images, attacked exactly (identity encoder) or by a real optimizer."""
+    images = cell_images(test, n_images, n_trials, seed)
+    if budget == 0:
+        attacked = images.x
+    elif optimizer is None:
+        attacked = _exact_latent_attack(model, images.x, attack="latent", budget=budget, optimizer=None,
+                                        target=images.target, generator=None).x_adv
+    else:
+        from aebench.attacks.batched import attack_in_chunks
+
+        attacked, _ = attack_in_chunks(model, images.x, images.target, attack="latent", optimizer=optimizer,
+                                       budget=budget, options={}, generator=attack_generator(seed, "latent",
+                                                                                               optimizer, budget),
+                                       chunk=1000, device=torch.device("cpu"))
+    return downstream_accuracy(model, classifier, test, images, attacked, budget).as_dict()
+
+
 @pytest.fixture(scope="module")
 def toy():
     model = _Identity()
     train, test = _toy_split("train", 400, 0), _toy_split("test", 200, 1)
-    classifier = train_latent_classifier(model, train, epochs=10, progress=False)
+    classifier = train_latent_classifier(model, train, epochs=10)
     return model, classifier, test
 
 
 def test_clean_accuracy_near_perfect(toy) -> None:
     model, classifier, test = toy
-    result = downstream_accuracy(model, classifier, test, budget=0.0, n_images=50, n_trials=3, seed=0)
+    result = _evaluate(model, classifier, test, 0.0, 50, 3)
     assert result["clean_accuracy"] >= 0.99
     assert all(a >= 0.98 for a in result["clean_accuracy_trials"])
     assert result["attacked_accuracy_trials"] == result["clean_accuracy_trials"]
@@ -82,8 +101,7 @@ def test_clean_accuracy_near_perfect(toy) -> None:
 
 def test_attacked_accuracy_falls_with_budget(toy) -> None:
     model, classifier, test = toy
-    results = [downstream_accuracy(model, classifier, test, budget=b, n_images=50, n_trials=3, seed=0,
-                                   attack_fn=_exact_latent_attack) for b in BUDGETS]
+    results = [_evaluate(model, classifier, test, b, 50, 3) for b in BUDGETS]
     accuracy = [r["attacked_accuracy"] for r in results]
     assert results[0]["attacked_accuracy_trials"] == results[0]["clean_accuracy_trials"]  # λ = 0: unchanged
     assert accuracy[1] >= 0.98  # 0.3 is half the distance to the decision boundary
@@ -96,18 +114,18 @@ def test_attacked_accuracy_falls_with_budget(toy) -> None:
 def test_real_latent_attack(toy) -> None:
     model, classifier, test = toy
     kwargs = {"n_images": 10, "n_trials": 2, "seed": 1, "optimizer": "pgd"}
-    none = downstream_accuracy(model, classifier, test, budget=0.0, **kwargs)
-    strong = downstream_accuracy(model, classifier, test, budget=1.0, **kwargs)
+    none = _evaluate(model, classifier, test, 0.0, **kwargs)
+    strong = _evaluate(model, classifier, test, 1.0, **kwargs)
     assert none["attacked_accuracy"] >= 0.95
     assert strong["attacked_accuracy"] <= 0.2
-    again = downstream_accuracy(model, classifier, test, budget=1.0, **kwargs)
+    again = _evaluate(model, classifier, test, 1.0, **kwargs)
     assert again == strong  # seeded
 
 
 def test_classifier_standardises_and_is_deterministic() -> None:
     model, train = _Identity(), _toy_split("train", 200, 0)
-    first = train_latent_classifier(model, train, epochs=2, seed=3, progress=False)
-    second = train_latent_classifier(model, train, epochs=2, seed=3, progress=False)
+    first = train_latent_classifier(model, train, epochs=2, seed=3)
+    second = train_latent_classifier(model, train, epochs=2, seed=3)
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     codes = encode_dataset(model, train)
@@ -129,14 +147,14 @@ def test_trial_accuracies_layout(toy) -> None:
 def test_errors() -> None:
     model = _Identity()
     with pytest.raises(ValueError, match="no class labels"):
-        train_latent_classifier(model, _toy_split("train", 20, 0, labelled=False), progress=False)
+        train_latent_classifier(model, _toy_split("train", 20, 0, labelled=False))
     classifier = LatentClassifier(16, 2)
+    unlabelled = _toy_split("test", 20, 0, labelled=False)
     with pytest.raises(ValueError, match="no class labels"):
-        downstream_accuracy(model, classifier, _toy_split("test", 20, 0, labelled=False))
-    with pytest.raises(ValueError, match="budget"):
-        downstream_accuracy(model, classifier, _toy_split("test", 20, 0), budget=-1.0)
+        downstream_accuracy(model, classifier, unlabelled, cell_images(unlabelled, 4, 1, 0), unlabelled.batch(
+            slice(0, 4)), 1.0)
     with pytest.raises(ValueError, match="exceeds"):
-        downstream_accuracy(model, classifier, _toy_split("test", 20, 0), n_images=50, n_trials=1)
+        cell_images(_toy_split("test", 20, 0), 50, 1, 0)
 
 
 def test_registered_model_smoke() -> None:
@@ -145,7 +163,7 @@ def test_registered_model_smoke() -> None:
     test = load_dataset("fashion_mnist_mini", "test")
     small = ImageDataset(train.info, "train", train.images[:500], train.labels[:500])
     model = build_model("vae").eval()
-    classifier = train_latent_classifier(model, small, epochs=1, progress=False)
-    result = downstream_accuracy(model, classifier, test, budget=1.0, n_images=4, n_trials=2, optimizer="pgd")
+    classifier = train_latent_classifier(model, small, epochs=1)
+    result = _evaluate(model, classifier, test, 1.0, 4, 2, optimizer="pgd")
     assert 0.0 <= result["clean_accuracy"] <= 1.0
     assert len(result["attacked_accuracy_trials"]) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from aebench.fidelity import (
     get_feature_classifier,
     require_inception,
 )
-from aebench.fidelity import feature_classifier as fc
+from aebench.fidelity import classifier as fc
+from aebench.fidelity import classifier_distance as fd_module
 from aebench.fidelity import inception as inception_module
 from aebench.model import AutoEncoder
 
@@ -143,43 +145,56 @@ class _DataSampler(AutoEncoder):
 def mini_classifier(tmp_path_factory) -> FeatureClassifier:
     """A quickly trained classifier on the embedded mini set (one epoch: the test does not need full accuracy)."""
     cache = tmp_path_factory.mktemp("classifiers")
-    return get_feature_classifier("fashion_mnist_mini", cache_dir=cache, device="cpu", epochs=1, min_accuracy=0.5,
-                                  progress=False)
+    return get_feature_classifier("fashion_mnist_mini", cache_dir=cache, device="cpu", epochs=1, min_accuracy=0.5)
 
 
 def test_classifier_cached_with_metadata(mini_classifier: FeatureClassifier) -> None:
     path = mini_classifier.meta["path"]
     meta = json.loads(Path(path).with_suffix(".json").read_text())
     assert meta["dataset"] == "fashion_mnist_mini" and meta["seed"] == 0 and meta["epochs"] == 1
-    assert meta["test_accuracy"] >= 0.5 and "torch" in meta["versions"]
+    assert meta["test_accuracy"] >= 0.5 and "torch" in meta["versions"] and len(meta["data"]) == 16
     again = get_feature_classifier("fashion_mnist_mini", cache_dir=Path(path).parent, device="cpu", epochs=1,
-                                   min_accuracy=0.5, progress=False)
+                                   min_accuracy=0.5)
     assert again.meta["train_seconds"] == mini_classifier.meta["train_seconds"]  # loaded, not retrained
     for a, b in zip(again.state_dict().values(), mini_classifier.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    # A file whose header disagrees with its name (copied or renamed) is not trusted.
-    assert fc._load(Path(path), torch.device("cpu"), {"dataset": "mnist", "seed": 0, "epochs": 1}) is None
-    expected = {"dataset": "fashion_mnist_mini", "seed": 0, "epochs": 1}
+    # A file whose header disagrees with what is asked for (copied or renamed) is not trusted.
+    expected = {k: meta[k] for k in ("dataset", "data", "seed", "epochs", "min_accuracy")}
+    assert fc._load(Path(path), torch.device("cpu"), {**expected, "dataset": "mnist"}) is None
+    assert fc._load(Path(path), torch.device("cpu"), {**expected, "data": "0" * 16}) is None
     assert fc._load(Path(path), torch.device("cpu"), expected) is not None
 
 
-def test_classifier_below_threshold_raises_and_is_not_cached(mini_classifier, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(fc, "train_feature_classifier", lambda *a, **k: mini_classifier)
-    with pytest.raises(ClassifierAccuracyError, match="test accuracy"):
-        get_feature_classifier("fashion_mnist_mini", cache_dir=tmp_path, epochs=1, min_accuracy=0.999)
-    assert not list(tmp_path.iterdir())
+def test_classifier_below_the_gate_raises_and_fails_fast_the_next_time(mini_classifier, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_train(*args, **kwargs):
+        calls.append(kwargs)
+        return copy.deepcopy(mini_classifier)
+
+    monkeypatch.setattr(fc, "train_feature_classifier", fake_train)
+    for _ in range(2):
+        with pytest.raises(ClassifierAccuracyError, match="test accuracy"):
+            get_feature_classifier("fashion_mnist_mini", cache_dir=tmp_path, epochs=1, min_accuracy=0.999)
+    assert len(calls) == 1 and calls[0]["min_accuracy"] == 0.999  # the second call read the cached verdict
 
 
-def test_classifier_training_is_deterministic_and_time_bounded() -> None:
+def test_training_goes_on_until_the_gate_and_extending_changes_nothing_trained_before() -> None:
     train = load_dataset("fashion_mnist_mini", "train")
     test = load_dataset("fashion_mnist_mini", "test")
-    small = type(train)(train.info, "train", train.images[:256], train.labels[:256])
-    first = fc.train_feature_classifier(small, test, epochs=1, device="cpu", progress=False)
-    second = fc.train_feature_classifier(small, test, epochs=1, device="cpu", progress=False)
-    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+    small = type(train)(train.info, "train", train.images[:512], train.labels[:512])
+    fixed = fc.train_feature_classifier(small, test, epochs=2, device="cpu")
+    assert fixed.meta["epochs_trained"] == 2 and len(fixed.meta["test_accuracy_per_epoch"]) == 1
+    # An unreachable gate trains to the cap (3 × epochs), checking the accuracy after every epoch from `epochs` on.
+    capped = fc.train_feature_classifier(small, test, epochs=1, min_accuracy=1.0, device="cpu")
+    assert capped.meta["epochs_trained"] == 3 and len(capped.meta["test_accuracy_per_epoch"]) == 3
+    # A gate met at once stops after `epochs`, with the weights of a plain run of that length.
+    met = fc.train_feature_classifier(small, test, epochs=2, min_accuracy=0.01, device="cpu")
+    assert met.meta["epochs_trained"] == 2
+    for a, b in zip(fixed.state_dict().values(), met.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ClassifierTrainingError, match="max_seconds"):
-        fc.train_feature_classifier(small, test, epochs=1, device="cpu", max_seconds=0.0, progress=False)
+        fc.train_feature_classifier(small, test, epochs=1, device="cpu", max_seconds=0.0)
 
 
 def test_unlabelled_dataset_has_no_classifier(tmp_path) -> None:
@@ -207,7 +222,7 @@ def test_fd_classifier_rejects_wrong_shape(mini_classifier: FeatureClassifier) -
 @pytest.mark.slow
 @pytest.mark.parametrize(("dataset", "threshold"), [("fashion_mnist_mini", 0.80), ("fashion_mnist", 0.90)])
 def test_default_classifier_reaches_threshold(dataset: str, threshold: float, tmp_path) -> None:
-    classifier = get_feature_classifier(dataset, cache_dir=tmp_path, device="cpu", progress=False)
+    classifier = get_feature_classifier(dataset, cache_dir=tmp_path, device="cpu")
     assert classifier.meta["test_accuracy"] >= threshold
 
 
@@ -254,7 +269,6 @@ def test_inception_with_broken_torchvision_explains(monkeypatch, tmp_path) -> No
 
 def test_fd_classifier_trains_a_missing_classifier_with_gradients_enabled(tmp_path, monkeypatch):
     """Regression: fd_classifier runs under no_grad, and used to train the classifier without gradients."""
-    import aebench.fidelity.feature_classifier as fc
     from tests.helpers import build_model
 
     class Trained(Exception):
@@ -264,6 +278,6 @@ def test_fd_classifier_trains_a_missing_classifier_with_gradients_enabled(tmp_pa
         assert torch.is_grad_enabled()
         raise Trained
 
-    monkeypatch.setattr(fc, "train_feature_classifier", spy)
+    monkeypatch.setattr(fc, "train_feature_classifier", spy)  # get_feature_classifier looks it up here
     with pytest.raises(Trained):
-        fc.fd_classifier(build_model("gmm_dae"), "fashion_mnist_mini", 16, cache_dir=tmp_path, progress=False)
+        fd_module.fd_classifier(build_model("gmm_dae"), "fashion_mnist_mini", 16, cache_dir=tmp_path)

@@ -1,15 +1,21 @@
-"""The suite runner end to end on the embedded data: rows, resume after an interruption, failures, shards."""
+"""The suite runner end to end on the embedded data: rows, measurement-level resume, failures, stale work, shards."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
-import aebench.runner as runner
+import aebench.runner.measure as measure
+import aebench.runner.run as run_module
 from aebench.report import render_report
 from aebench.results import read_rows
+from aebench.runner import RunError, parse_shard, plan_suite, run_suite
+from aebench.sampling import target_indices, trial_indices
 from aebench.suite import load_suite
 
 SUITE = {
@@ -17,148 +23,297 @@ SUITE = {
     "version": 1,
     "datasets": ["fashion_mnist_mini"],
     "models": [{"name": "gmm_dae"}, {"name": "robust_gmm_dae", "label": "robust_a025", "overrides": {"coupling": 0.25}}],
-    "training": {"epochs": 1, "batch_size": 200},
-    "attacks": [{"name": "latent", "optimizer": "pgd", "budgets": [0.5, 2], "options": {"steps": 5, "restarts": 1}},
-                {"name": "max_damage", "optimizer": "pgd", "budgets": [1], "options": {"steps": 5, "restarts": 1}}],
+    "training": {"epochs": 1, "batch_size": 500},
+    "attacks": [{"name": "latent", "optimizer": "pgd", "budgets": [0.5, 2], "options": {"steps": 3, "restarts": 1}},
+                {"name": "max_damage", "optimizer": "pgd", "budgets": [1], "options": {"steps": 3, "restarts": 1}}],
     "n_images": 3,
     "n_trials": 2,
     "seeds": [0],
     "device": "cpu",
     "examples": 2,
 }
+ATTACKS = 2 * 2 + 2  # latent pgd + noise at two budgets, max damage pgd + noise at one
+VOLATILE = ["wall_time", "run_id"]
 
 
-def _suite(tmp_path: Path, name: str, **changes):
-    raw = {**SUITE, "output": str(tmp_path / name), "cache_dir": str(tmp_path / "cache"), **changes}
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One training cache for the module: models of equal configuration are trained once (the cache at work)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def _suite(tmp_path: Path, name: str, cache: Path | None = None, **changes):
+    raw = {**SUITE, "output": str(tmp_path / name), "cache_dir": str(cache or tmp_path / "cache"), **changes}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_suite(path)
 
 
-def test_rows_are_tidy_and_cover_every_attack_budget_trial_and_metric(tmp_path):
-    suite = _suite(tmp_path, "run")
-    summary = runner.run_suite(suite, progress=False)
-    assert sorted(summary.finished) == ["fashion_mnist_mini__gmm_dae__s0", "fashion_mnist_mini__robust_a025__s0"]
+def _silent():
+    from rich.console import Console
+
+    from aebench.progress import ProgressLog
+
+    return ProgressLog(Console(quiet=True), enabled=False)
+
+
+def _sorted(rows: pd.DataFrame) -> pd.DataFrame:
+    keys = ["model", "measurement", "attack", "optimizer", "budget", "trial", "metric"]
+    return rows.drop(columns=VOLATILE).sort_values(keys).reset_index(drop=True)
+
+
+def test_rows_are_tidy_and_cover_every_measurement_trial_and_metric(tmp_path, shared_cache):
+    suite = _suite(tmp_path, "run", shared_cache)
+    summary = run_suite(suite, progress=_silent())
+    assert len(summary.finished) == 2 * (1 + ATTACKS) and not summary.failed
     rows = read_rows(suite.output)
     attacked = rows[rows.attack != "none"]
     assert set(attacked.optimizer) == {"pgd", "noise"}
     latent = attacked[(attacked.attack == "latent") & (attacked.metric == "msssim_paper_target_adv_recon")]
     assert len(latent) == 2 * 2 * 2 * 2  # models × optimizers × budgets × trials
-    assert set(rows.columns) >= {"suite", "version", "wall_time", "versions", "git", "config_hash", "higher_is_better"}
-    assert rows.value.notna().all()
-    written = render_report(suite.output)
-    assert any(p.name == "table1_fashion_mnist_mini_pgd.tex" for p in written)
-    assert any(p.name == "figure3_fashion_mnist_mini_pgd.png" for p in written)
+    assert rows.value.notna().all() and set(rows.run_id) == {summary.run_id}
+    settings = rows.settings.iloc[0]
+    assert settings["training"]["epochs"] == 1 and settings["training"]["batch_size"] == 500
+    assert settings["model_args"]["latent_dim"] == 10
+    written = {p.name for p in render_report(suite.output).written}
+    assert {"table1_fashion_mnist_mini_pgd.tex", "figure3_fashion_mnist_mini_pgd.png", "results.csv"} <= written
 
 
-def test_an_interrupted_suite_resumes_without_recomputing_and_gives_the_same_table(tmp_path, monkeypatch):
-    whole = _suite(tmp_path, "whole")
-    runner.run_suite(whole, progress=False)
+def test_run_json_records_the_run_and_every_model(tmp_path, shared_cache):
+    suite = _suite(tmp_path, "prov", shared_cache)
+    summary = run_suite(suite, progress=_silent())
+    record = json.loads((Path(suite.output) / "run.json").read_text())
+    assert record["run_id"] == summary.run_id and record["ended"] >= record["started"]
+    assert set(record["git"]) == {"commit", "dirty"} and "torch" in record["versions"] and record["device"]
+    assert set(record["models"]) == {"fashion_mnist_mini__gmm_dae__s0", "fashion_mnist_mini__robust_a025__s0"}
+    for model in record["models"].values():
+        assert Path(model["checkpoint"]).is_file() and len(model["sha256"]) == 64
+    assert (Path(suite.output) / "runs" / f"{summary.run_id}.json").is_file()
 
-    interrupted = _suite(tmp_path, "interrupted")
-    real_evaluate = runner.evaluate_cell
+
+def test_an_interrupt_costs_one_measurement_and_the_rerun_gives_the_same_rows(tmp_path, shared_cache, monkeypatch):
+    whole = _suite(tmp_path, "whole", shared_cache)
+    run_suite(whole, progress=_silent())
+
+    interrupted = _suite(tmp_path, "interrupted", shared_cache)
+    real_attack = measure.MEASURE["attack"]
     calls = []
 
-    def evaluate_then_interrupt(cell, *args, **kwargs):
-        if calls:
-            raise KeyboardInterrupt  # Ctrl-C during the second cell
-        calls.append(cell.cell_id)
-        return real_evaluate(cell, *args, **kwargs)
+    def attack_then_interrupt(ctx, m):
+        calls.append(m.name)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C (or kill) during the fourth attack of the first cell
+        return real_attack(ctx, m)
 
-    monkeypatch.setattr(runner, "evaluate_cell", evaluate_then_interrupt)
+    monkeypatch.setitem(measure.MEASURE, "attack", attack_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        runner.run_suite(interrupted, progress=False)
-    monkeypatch.setattr(runner, "evaluate_cell", real_evaluate)
+        run_suite(interrupted, progress=_silent())
+    monkeypatch.setitem(measure.MEASURE, "attack", real_attack)
+    assert len(read_rows(interrupted.output).measurement.unique()) == 1 + 3  # reconstruction and three attacks kept
 
-    resumed = runner.run_suite(interrupted, progress=False)
-    assert resumed.skipped == [calls[0]] and len(resumed.finished) == 1
-    a = read_rows(whole.output).drop(columns=["wall_time"]).sort_values(["model", "attack", "optimizer", "budget",
-                                                                          "trial", "metric"]).reset_index(drop=True)
-    b = read_rows(interrupted.output).drop(columns=["wall_time"]).sort_values(["model", "attack", "optimizer",
-                                                                                "budget", "trial", "metric"]).reset_index(drop=True)
-    assert a.drop(columns=["suite"]).equals(b.drop(columns=["suite"]))
+    resumed = run_suite(interrupted, progress=_silent())
+    assert len(resumed.skipped) == 4 and len(resumed.finished) == 2 * (1 + ATTACKS) - 4
+    a, b = _sorted(read_rows(whole.output)), _sorted(read_rows(interrupted.output))
+    pd.testing.assert_frame_equal(a, b)
     render_report(whole.output, tmp_path / "r1")
     render_report(interrupted.output, tmp_path / "r2")
     assert (tmp_path / "r1/table1_fashion_mnist_mini_pgd.tex").read_text() == \
         (tmp_path / "r2/table1_fashion_mnist_mini_pgd.tex").read_text()
 
 
-def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
-    suite = _suite(tmp_path, "fail")
-    real_obtain = runner.obtain_model
+def test_kill_9_between_measurements_loses_nothing_finished(tmp_path, shared_cache):
+    """A real SIGKILL of `aebench run` in the middle of a cell; the rerun finishes with the rows of a clean run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = _suite(tmp_path, "killed", shared_cache)
+    reference = _suite(tmp_path, "reference", shared_cache)
+    run_suite(reference, progress=_silent())
+    command = [sys.executable, "-m", "aebench.cli", "run", suite.path, "--no-report"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    cells = Path(suite.output) / "cells"
+    while time.time() < deadline and len(list(cells.glob("*/*.jsonl"))) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(list(cells.glob("*/*.jsonl")))
+    assert 3 <= done < 2 * (1 + ATTACKS)
+    resumed = run_suite(suite, progress=_silent())
+    assert len(resumed.skipped) >= 3 and not resumed.failed
+    pd.testing.assert_frame_equal(_sorted(read_rows(reference.output)), _sorted(read_rows(suite.output)))
+
+
+def test_a_failing_measurement_costs_only_itself(tmp_path, shared_cache, monkeypatch):
+    import aebench.fidelity as fidelity
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated classifier failure")
+
+    monkeypatch.setattr(fidelity, "fd_classifier", broken)
+    suite = _suite(tmp_path, "fail", shared_cache, fidelity={"n_samples": 16}, downstream={"budget": 0.5, "epochs": 1},
+                   tables=["table1", "table3"])
+    summary = run_suite(suite, progress=_silent())
+    assert sorted(summary.failed) == ["fashion_mnist_mini__gmm_dae__s0/fidelity-fd_classifier",
+                                      "fashion_mnist_mini__robust_a025__s0/fidelity-fd_classifier"]
+    record = json.loads((Path(suite.output) / "cells/fashion_mnist_mini__gmm_dae__s0/fidelity-fd_classifier"
+                         ".error.json").read_text())
+    assert "simulated classifier failure" in record["error"] and "Traceback" in record["traceback"]
+    rows = read_rows(suite.output)
+    assert {"reconstruction", "downstream"} <= set(rows.measurement) and "fidelity-fd_classifier" not in set(
+        rows.measurement)
+    assert len(rows.measurement.unique()) == 1 + ATTACKS + 1
+    report = render_report(suite.output)
+    assert len(report.failed) == 2
+    table = (Path(suite.output) / "report/table1_fashion_mnist_mini_pgd.md").read_text()
+    assert "| gmm_dae |" in table and table.count("| failed |") == 2
+
+
+def test_a_model_that_cannot_be_trained_fails_its_measurements_and_the_other_cell_goes_on(tmp_path, monkeypatch):
+    real = run_module.obtain_model
 
     def flaky(cell, *args, **kwargs):
-        if cell.model.label == "gmm_dae":
+        if cell.label == "gmm_dae":
             raise RuntimeError("simulated out-of-memory")
-        return real_obtain(cell, *args, **kwargs)
+        return real(cell, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "obtain_model", flaky)
-    summary = runner.run_suite(suite, progress=False)
-    assert list(summary.failed) == ["fashion_mnist_mini__gmm_dae__s0"]
-    assert "simulated out-of-memory" in (Path(suite.output) / "cells/fashion_mnist_mini__gmm_dae__s0.error.json").read_text()
-    assert summary.finished == ["fashion_mnist_mini__robust_a025__s0"]
+    monkeypatch.setattr(run_module, "obtain_model", flaky)
+    suite = _suite(tmp_path, "nomodel")
+    summary = run_suite(suite, progress=_silent())
+    assert len(summary.failed) == 1 + ATTACKS and all(k.startswith("fashion_mnist_mini__gmm_dae") for k in summary.failed)
+    assert all("model: RuntimeError: simulated out-of-memory" == v for v in summary.failed.values())
+    assert len(summary.finished) == 1 + ATTACKS
 
 
-def test_fidelity_and_downstream_rows_are_written(tmp_path, monkeypatch):
-    import aebench.fidelity.feature_classifier as fc
+def test_a_nan_result_is_a_failed_measurement_never_a_number(tmp_path, shared_cache, monkeypatch):
+    real = measure.MEASURE["attack"]
 
-    seen = {}
+    def nan_on_max_damage(ctx, m):
+        outcome = real(ctx, m)
+        if m.settings["attack"] == "max_damage":
+            outcome.values[0].values[0] = float("nan")
+        return outcome
 
-    def fake_fd(model, dataset, n_samples, **kwargs):  # the real one trains a CNN: covered in test_fidelity.py
-        seen[dataset] = n_samples
-        return 12.5
+    monkeypatch.setitem(measure.MEASURE, "attack", nan_on_max_damage)
+    suite = _suite(tmp_path, "nan", shared_cache)
+    summary = run_suite(suite, progress=_silent())
+    assert len(summary.failed) == 2 * 2 and all("NonFiniteResultError" in v for v in summary.failed.values())
+    render_report(suite.output)
+    table = (Path(suite.output) / "report/table1_fashion_mnist_mini_pgd.md").read_text()
+    assert "nan" not in table.lower() and "failed" in table
 
-    monkeypatch.setattr(fc, "fd_classifier", fake_fd)
-    suite = _suite(tmp_path, "extras", fidelity={"n_samples": 64}, downstream={"budget": 0.5, "epochs": 2},
-                   tables=["table1", "table2", "table3"])
-    runner.run_suite(suite, progress=False)
+
+def test_a_corrupt_rows_file_is_reported_by_name_and_recomputed(tmp_path, shared_cache):
+    suite = _suite(tmp_path, "corrupt", shared_cache)
+    run_suite(suite, progress=_silent())
+    path = Path(suite.output) / "cells/fashion_mnist_mini__gmm_dae__s0/attack-latent-pgd-2.jsonl"
+    before = path.read_text()
+    path.write_text(before.splitlines()[0] + "\n{\"suite\": \"tin\n")
+    report = render_report(suite.output)
+    assert len(report.problems) == 1 and str(path) in report.problems[0] and "line 2" in report.problems[0]
+    assert "fashion_mnist_mini/gmm_dae/attack-latent-pgd-2" in report.missing
+    again = run_suite(suite, progress=_silent())
+    assert again.finished == ["fashion_mnist_mini__gmm_dae__s0/attack-latent-pgd-2"]
+    after = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["value"] for r in after] == [json.loads(line)["value"] for line in before.splitlines()]
+
+
+def test_changed_code_retrains_and_re_evaluates_unless_stale_work_is_kept_explicitly(tmp_path, monkeypatch):
+    import aebench.config as config
+    import aebench.runner.plan as plan
+
+    suite = _suite(tmp_path, "stale", models=[{"name": "gmm_dae"}])
+    first = run_suite(suite, progress=_silent())
+    cache = sorted(Path(suite.cache_dir).iterdir())
+    # A change to the training code (the fingerprint) and to the attacks: nothing old may be reused silently.
+    monkeypatch.setattr(config, "training_fingerprint", lambda cls: "feedfacefeedface")
+    monkeypatch.setattr(plan, "measurement_fingerprint", lambda kind: f"changed-{kind}")
+    kept = run_suite(suite, progress=_silent(), reuse_stale=True)
+    assert len(kept.reused_stale) == 1 + ATTACKS and not kept.finished
+    assert sorted(Path(suite.cache_dir).iterdir()) == cache  # nothing retrained
     rows = read_rows(suite.output)
-    assert seen == {"fashion_mnist_mini": 64}
-    assert set(rows[rows.metric == "fd_classifier"].value) == {12.5}
-    clean = rows[rows.metric == "downstream_clean_accuracy"]
-    attacked = rows[rows.metric == "downstream_attacked_accuracy"]
-    assert len(clean) == 2 and len(attacked) == 2 * 2  # models, models × trials
-    assert ((clean.value > 10) & (clean.value <= 100)).all()  # percent, better than chance after 1 epoch
-    assert set(attacked.budget) == {0.5} and set(attacked.optimizer) == {"pgd"}
-    names = {p.name for p in render_report(suite.output)}
-    assert {"table2_fashion_mnist_mini_pgd.md", "table3_pgd.md", "tradeoff_fashion_mnist_mini_pgd.png"} <= names
+    assert rows.reused_stale.all() and set(rows.run_id) == {first.run_id}
+    fresh = run_suite(suite, progress=_silent())
+    assert len(fresh.finished) == 1 + ATTACKS and not fresh.skipped
+    assert len(sorted(Path(suite.cache_dir).iterdir())) == 2  # trained again, beside the old model
+    rows = read_rows(suite.output)
+    assert not rows.reused_stale.any() and set(rows.run_id) == {fresh.run_id}
+
+
+@pytest.mark.parametrize("problem", ["output_is_a_file", "read_only", "disk_full"])
+def test_unwritable_outputs_fail_before_any_compute(tmp_path, monkeypatch, problem):
+    import aebench.utils as utils
+
+    suite = _suite(tmp_path, "out")
+    out = Path(suite.output)
+    if problem == "output_is_a_file":
+        out.write_text("not a folder")
+        expected = "is a file, not a folder"
+    elif problem == "read_only":
+        if os.geteuid() == 0:
+            monkeypatch.setattr(utils.tempfile, "mkstemp", _raise_permission_error)
+        else:
+            out.mkdir()
+            out.chmod(0o500)
+        expected = "is not writable"
+    else:
+        monkeypatch.setattr(utils, "_free_mb", lambda folder: 3.0)
+        expected = "has only 3 MB free"
+    monkeypatch.setattr(run_module, "plan_suite", _must_not_run)
+    with pytest.raises(RunError, match=expected):
+        run_suite(suite, progress=_silent())
+
+
+def _raise_permission_error(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("computed something before checking the outputs")
+
+
+def test_progress_lines_for_a_batch_job(tmp_path):
+    from rich.console import Console
+
+    from aebench.progress import ProgressLog
+
+    now = [0.0]
+    console = Console(file=open(tmp_path / "log.txt", "w"), force_terminal=False, width=200)
+    log = ProgressLog(console, clock=lambda: now[0])
+    with log.task("attack-latent-lbfgs-3", 100, "iterations") as task:
+        for step in range(1, 101):
+            now[0] += 1.0  # one second per iteration
+            task.update(step)
+    console.file.close()
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    assert len(lines) == 3  # at 30, 60 and 90 s: at most 30 s apart, none for the rest
+    assert lines[0] == "  attack-latent-lbfgs-3: 30/100 iterations (30%), 30 s elapsed, about 1 min 10 s left"
 
 
 def test_shards_split_the_cells_without_overlap(tmp_path):
     suite = _suite(tmp_path, "shard", seeds=[0, 1, 2])
-    ids = [c.cell_id for c in suite.cells()]
-    parts = [[c.cell_id for c in suite.cells()[i::3]] for i in range(3)]
-    assert sorted(sum(parts, [])) == sorted(ids)
-    assert runner.parse_shard("2/3") == (2, 3)
+    ids = [c.cell_id for c in plan_suite(suite)]
+    parts = [[c.cell_id for c in plan_suite(suite)[i::3]] for i in range(3)]
+    assert sorted(sum(parts, [])) == sorted(ids) and len(ids) == 6
+    assert parse_shard("2/3") == (2, 3)
     with pytest.raises(ValueError, match="i/N"):
-        runner.parse_shard("two")
+        parse_shard("two")
     with pytest.raises(ValueError, match="0 ≤ i < N"):
-        runner.parse_shard("3/3")
+        parse_shard("3/3")
 
 
 def test_targets_are_the_next_image_of_another_class():
     from aebench.data import load_dataset
 
     test_set = load_dataset("fashion_mnist_mini", "test")
-    sources = runner.trial_indices(len(test_set), 50, 2, seed=0)
-    targets = runner.target_indices(test_set, sources, seed=0)
+    sources = trial_indices(len(test_set), 50, 2, seed=0)
+    targets = target_indices(test_set, sources, seed=0)
     labels = test_set.labels
-    for s, t in zip(sources.reshape(-1).tolist(), targets.reshape(-1).tolist()):
+    for s, t in zip(sources.reshape(-1).tolist(), targets.reshape(-1).tolist(), strict=True):
         assert labels[t] != labels[s]
         between = [(s + k) % len(test_set) for k in range(1, (t - s) % len(test_set))]
         assert all(labels[j] == labels[s] for j in between)
     assert not (sources[0] == sources[1]).all()  # each trial draws its own images
-
-
-def test_the_suites_training_block_reaches_the_trained_checkpoint(tmp_path):
-    from aebench.checkpoint import read_metadata
-
-    suite = _suite(tmp_path, "epochs", training={"epochs": 2, "batch_size": 300, "lr": 1e-3},
-                   models=[{"name": "gmm_dae"}])
-    cell = suite.cells()[0]
-    model = runner.obtain_model(cell, runner.pick_device("cpu"), runner.Console(quiet=True))
-    del model
-    (checkpoint,) = Path(suite.cache_dir).glob("*/checkpoint.safetensors")
-    meta = read_metadata(checkpoint)
-    assert meta["epoch"] == 2 and meta["recipe"]["training"]["epochs"] == 2
-    assert meta["recipe"]["training"]["batch_size"] == 300 and meta["recipe"]["training"]["lr"] == 1e-3

@@ -9,7 +9,14 @@ import torch
 
 import aebench.training as training
 from aebench.checkpoint import load_model, read_metadata
+from aebench.config import resolve_training
 from aebench.data import ImageDataset, dataset_info
+
+
+def _train(model: str, run_dir, seed: int = 0, **settings):
+    """Train on the tiny data with ``settings`` given as command-line training settings."""
+    config = resolve_training(model, "fashion_mnist_mini", seed=seed, command_line=settings)
+    return training.train(config, run_dir=run_dir)
 
 
 @pytest.fixture
@@ -32,13 +39,12 @@ def tiny_data(monkeypatch):
 
 
 def test_training_lowers_the_loss_and_writes_a_self_describing_checkpoint(tiny_data, tmp_path):
-    result = training.train("robust_gmm_dae", "fashion_mnist_mini", epochs=4, batch_size=20, seed=0,
-                            run_dir=tmp_path / "run", progress=False)
+    result = _train("robust_gmm_dae", tmp_path / "run", epochs=4, batch_size=20)
     losses = [record["loss"] for record in result.history]
     assert losses[-1] < losses[0]
     meta = read_metadata(result.checkpoint)
     assert meta["model"] == "robust_gmm_dae" and meta["epoch"] == 4 and meta["seed"] == 0
-    assert meta["dataset"] == "fashion_mnist_mini" and meta["recipe"]["training"]["batch_size"] == 20
+    assert meta["dataset"] == "fashion_mnist_mini" and meta["config"]["training"]["batch_size"] == 20
     assert meta["model_args"]["batch_size"] == 20 and "torch" in meta["versions"]
     assert result.samples.exists() and result.test_mse is not None
     x = tiny_data["test"].batch(slice(0, 8))
@@ -47,21 +53,39 @@ def test_training_lowers_the_loss_and_writes_a_self_describing_checkpoint(tiny_d
 
 
 def test_resume_continues_from_the_saved_epoch_and_matches_an_uninterrupted_run(tiny_data, tmp_path):
-    kwargs = dict(batch_size=20, seed=1, progress=False)
-    full = training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "full", **kwargs)
-    training.train("gmm_dae", "fashion_mnist_mini", epochs=2, run_dir=tmp_path / "split", **kwargs)
-    resumed = training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "split", **kwargs)
+    full = _train("gmm_dae", tmp_path / "full", seed=1, epochs=3, batch_size=20)
+    # A run of 2 epochs interrupted: the checkpoint says epoch 2 of 3.
+    split = resolve_training("gmm_dae", "fashion_mnist_mini", seed=1, command_line={"epochs": 3, "batch_size": 20})
+    real_save = training._save_epoch
+
+    def stop_after_two(run_dir, model, optimizer, history, meta):
+        real_save(run_dir, model, optimizer, history, meta)
+        if meta["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    training._save_epoch = stop_after_two
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            training.train(split, run_dir=tmp_path / "split")
+    finally:
+        training._save_epoch = real_save
+    resumed = training.train(split, run_dir=tmp_path / "split")
     history = [json.loads(line) for line in (tmp_path / "split" / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b)
 
 
-def test_resume_refuses_a_run_dir_of_another_configuration(tiny_data, tmp_path):
-    training.train("gmm_dae", "fashion_mnist_mini", epochs=1, batch_size=20, run_dir=tmp_path / "r", progress=False)
-    with pytest.raises(ValueError, match="different seed"):
-        training.train("gmm_dae", "fashion_mnist_mini", epochs=2, batch_size=20, seed=5, run_dir=tmp_path / "r",
-                       progress=False)
+def test_resume_refuses_a_run_dir_of_another_configuration_naming_the_difference(tiny_data, tmp_path):
+    _train("gmm_dae", tmp_path / "r", epochs=1, batch_size=20)
+    with pytest.raises(ValueError, match=r"training\.lr: 0\.0002 \(saved\) vs 0\.001 \(now\)"):
+        _train("gmm_dae", tmp_path / "r", epochs=1, batch_size=20, lr=1e-3)
+    with pytest.raises(ValueError, match=r"seed: 0 \(saved\) vs 5 \(now\)"):
+        _train("gmm_dae", tmp_path / "r", seed=5, epochs=1, batch_size=20)
+    config = resolve_training("gmm_dae", "fashion_mnist_mini", command_line={"epochs": 1, "batch_size": 20})
+    changed = type(config)(**{**config.__dict__, "code": "0" * 16})  # the same settings trained by other code
+    with pytest.raises(ValueError, match=r"code: '\w+' \(saved\) vs '0{16}' \(now\)"):
+        training.train(changed, run_dir=tmp_path / "r")
 
 
 def test_a_nan_loss_stops_with_the_epoch_and_term(tiny_data, tmp_path, monkeypatch):
@@ -76,13 +100,11 @@ def test_a_nan_loss_stops_with_the_epoch_and_term(tiny_data, tmp_path, monkeypat
 
     monkeypatch.setattr(GMMDAE, "loss", broken)
     with pytest.raises(training.TrainingDivergedError, match=r"epoch 1, step 1: loss term 'cv' is nan"):
-        training.train("gmm_dae", "fashion_mnist_mini", epochs=1, batch_size=20, run_dir=tmp_path / "nan",
-                       progress=False)
+        _train("gmm_dae", tmp_path / "nan", epochs=1, batch_size=20)
 
 
 def test_a_crash_between_the_epoch_files_still_resumes_exactly(tiny_data, tmp_path, monkeypatch):
-    kwargs = dict(batch_size=20, seed=2, progress=False)
-    full = training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "full", **kwargs)
+    full = _train("gmm_dae", tmp_path / "full", seed=2, epochs=3, batch_size=20)
     real_save = training.save_checkpoint
 
     def crash_at_epoch_3(path, model, **meta):
@@ -92,11 +114,11 @@ def test_a_crash_between_the_epoch_files_still_resumes_exactly(tiny_data, tmp_pa
 
     monkeypatch.setattr(training, "save_checkpoint", crash_at_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "crash", **kwargs)
+        _train("gmm_dae", tmp_path / "crash", seed=2, epochs=3, batch_size=20)
     monkeypatch.setattr(training, "save_checkpoint", real_save)
-    resumed = training.train("gmm_dae", "fashion_mnist_mini", epochs=3, run_dir=tmp_path / "crash", **kwargs)
+    resumed = _train("gmm_dae", tmp_path / "crash", seed=2, epochs=3, batch_size=20)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b)
-    with pytest.raises(ValueError, match="more than the 2 asked for"):
-        training.train("gmm_dae", "fashion_mnist_mini", epochs=2, run_dir=tmp_path / "crash", **kwargs)
+    with pytest.raises(ValueError, match=r"training\.epochs: 3 \(saved\) vs 2 \(now\)"):
+        _train("gmm_dae", tmp_path / "crash", seed=2, epochs=2, batch_size=20)

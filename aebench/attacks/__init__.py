@@ -13,7 +13,6 @@ from aebench.attacks.api import (
     DEFAULT_OPTIMIZER,
     OPTIMIZERS,
     AttackResult,
-    eval_mode,
     optimizer_options,
     run_attack,
 )
@@ -26,7 +25,6 @@ __all__ = [
     "OPTIMIZERS",
     "AttackObjective",
     "AttackResult",
-    "eval_mode",
     "optimizer_options",
     "run_attack",
 ]

@@ -7,6 +7,7 @@ rows that have converged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +29,7 @@ class AttackProblem:
         objective: The registered objective.
         reference: z_t (latent) or f(g(x)) (max damage), one row per image.
         generator: CPU generator for random starts.
+        on_progress: Called as ``on_progress(done, total)`` by optimizers after each iteration (progress lines).
         grad_rows: Rows evaluated with a gradient so far (for throughput accounting).
         value_rows: Rows evaluated without a gradient so far.
     """
@@ -38,6 +40,7 @@ class AttackProblem:
     objective: AttackObjective
     reference: Tensor
     generator: torch.Generator | None = None
+    on_progress: Callable[[int, int], None] | None = None
     grad_rows: int = field(default=0)
     value_rows: int = field(default=0)
 
@@ -45,6 +48,11 @@ class AttackProblem:
     def batch_size(self) -> int:
         """B, the number of rows (image, trial pairs)."""
         return self.x.shape[0]
+
+    def report(self, done: int, total: int) -> None:
+        """Tell the caller how far the optimizer got (``done`` of at most ``total`` iterations)."""
+        if self.on_progress is not None:
+            self.on_progress(done, total)
 
     def _rows(self, rows: Tensor | None) -> tuple[Tensor, Tensor]:
         if rows is None:

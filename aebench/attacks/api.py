@@ -13,11 +13,10 @@ gets its own random start from ``generator``.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import inspect
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -31,6 +30,7 @@ from aebench.attacks.objectives import ATTACKS
 from aebench.attacks.pgd import pgd
 from aebench.model import AutoEncoder
 from aebench.registry import Registry
+from aebench.utils import eval_mode
 
 Optimizer = Callable[..., OptimizerOutput]
 
@@ -118,17 +118,6 @@ def _check_budget(budget: object) -> float:
     return value
 
 
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode (BatchNorm uses running statistics) and restore its previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def run_attack(
     model: AutoEncoder,
     x: Tensor,
@@ -139,6 +128,7 @@ def run_attack(
     target: Tensor | None = None,
     generator: torch.Generator | None = None,
     return_trace: bool = False,
+    progress: Callable[[int, int], None] | None = None,
     **optimizer_options: object,
 ) -> AttackResult:
     """Attack a batch of images within the L2 budget λ and the [0, 1] box.
@@ -153,6 +143,7 @@ def run_attack(
         target: Target images x_t, same shape as x (latent attack only).
         generator: CPU generator for the random starts; the same seed gives the same result.
         return_trace: Also return the objective per optimizer step.
+        progress: Called as ``progress(done, total)`` after each optimizer iteration.
         **optimizer_options: Passed to the optimizer (see :func:`optimizer_options`), e.g. ``max_iter`` for lbfgs,
             ``steps``/``restarts`` for pgd.
 
@@ -185,7 +176,7 @@ def run_attack(
         with torch.no_grad():
             reference = objective.reference(model, x, target)
         problem = AttackProblem(model=model, x=x, budget=lam, objective=objective, reference=reference,
-                                generator=generator)
+                                generator=generator, on_progress=progress)
         if lam == 0.0 or x.shape[0] == 0:
             out = OptimizerOutput(delta=torch.zeros_like(x))
         else:

@@ -143,6 +143,7 @@ def _lbfgs_torch(
         if not active.any():
             break
         iterations = k + 1
+        problem.report(iterations, max_iter)
         live_rows = torch.arange(idx.numel(), device=v.device)
         # Variables at a bound whose gradient points out of the box stay fixed this iteration.
         at_bound = ((v <= lo) & (g > 0)) | ((v >= hi) & (g < 0))

@@ -75,7 +75,7 @@ def pgd(
         best_f[better] = f[better]
         best_delta[better] = delta[better]
 
-    for _ in range(restarts):
+    for restart in range(restarts):
         delta = project(x, sample_d_ball(tuple(x.shape), budget, problem.generator, x.device), budget)
         for t in range(steps):
             f, grad = problem.value_and_grad(delta)
@@ -85,6 +85,7 @@ def pgd(
             direction = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-30).view(view)
             alpha = step_size * budget * _step_factor(schedule, t, steps)
             delta = project(x, delta - alpha * direction, budget)
+            problem.report(restart * steps + t + 1, restarts * steps)
         f = problem.value(delta)
         keep_best(delta, f)
         if return_trace:

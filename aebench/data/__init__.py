@@ -22,7 +22,15 @@ from __future__ import annotations
 from aebench.data._info import DATASETS, DatasetInfo, dataset_info
 from aebench.data.dataset import ImageDataset
 from aebench.data.errors import DataError
-from aebench.data.loaders import clear_cache, load_dataset, locate, missing_files_message, splits_of
+from aebench.data.loaders import (
+    clear_cache,
+    data_fingerprint,
+    load_dataset,
+    locate,
+    missing_files_message,
+    split_size,
+    splits_of,
+)
 from aebench.data.paths import resolve_root
 
 __all__ = [
@@ -31,10 +39,12 @@ __all__ = [
     "DatasetInfo",
     "ImageDataset",
     "clear_cache",
+    "data_fingerprint",
     "dataset_info",
     "load_dataset",
     "locate",
     "missing_files_message",
     "resolve_root",
+    "split_size",
     "splits_of",
 ]

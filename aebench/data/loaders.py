@@ -7,6 +7,9 @@ The in-process cache is keyed by the resolved file paths plus their size and mod
 from __future__ import annotations
 
 import functools
+import gzip
+import hashlib
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +50,10 @@ def required_files(name: str, split: str) -> list[FileSpec]:
     return []
 
 
+def _all_files(name: str) -> list[FileSpec]:
+    return [spec for split in splits_of(name) for spec in required_files(name, split)]
+
+
 def _check(name: str, split: str) -> DatasetInfo:
     info = DATASETS[name]  # unknown name: UnknownNameError with "did you mean"
     if split not in splits_of(name):
@@ -64,7 +71,7 @@ def locate(name: str, split: str = "train", data_root: str | Path | None = None)
     specs = required_files(name, split)
     if not specs:
         return [mini_path()]
-    return find_files(name, split, specs, data_root)
+    return find_files(name, split, specs, data_root, _all_files(name))
 
 
 def missing_files_message(name: str, data_root: str | Path | None = None,
@@ -78,7 +85,7 @@ def missing_files_message(name: str, data_root: str | Path | None = None,
     missing = []
     for split in splits:
         specs = required_files(name, split)
-        found, partial = search(name, specs, data_root)
+        found, partial = search(name, specs, data_root, _all_files(name))
         if specs and found is None:
             missing.append((split, specs, partial))
     return missing_message(name, missing, data_root) if missing else None
@@ -160,6 +167,59 @@ def _read_mini(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return _resize_28_to_32(images), labels
 
 
+def split_size(name: str, split: str, data_root: str | Path | None = None) -> int:
+    """Number of images in ``split`` of ``name``, read from file headers where the format has them (cheap).
+
+    Raises:
+        DataError: If the files are missing or unreadable.
+    """
+    paths = locate(name, split, data_root)
+    try:
+        if name in _IDX_DATASETS:
+            opener = gzip.open if paths[0].suffix == ".gz" else open
+            with opener(paths[0], "rb") as handle:  # IDX header: magic, then N as big-endian int32
+                header = handle.read(8)
+            return int.from_bytes(header[4:8], "big")
+        if name == "svhn":
+            import scipy.io
+
+            shapes = {var: shape for var, shape, _ in scipy.io.whosmat(str(paths[0]))}
+            return int(shapes["X"][3])
+        if name == "celeba":
+            return len(celeba.read_partition(paths[0], split))
+    except (OSError, KeyError, IndexError, ValueError, EOFError) as err:
+        raise DataError(f"Cannot read the size of {name}/{split} from {paths[0]} ({err}); check the file.") from err
+    return len(load_dataset(name, split, data_root))
+
+
+def data_fingerprint(name: str, data_root: str | Path | None = None) -> str:
+    """A short hash of the files a dataset is read from (all splits), so results are tied to the data they used.
+
+    Files are hashed by content; a folder (CelebA's images) by its listing of names and sizes, which is cheap and
+    changes when images are added, removed or replaced by files of another size.
+    """
+    paths = [p for split in splits_of(name) for p in locate(name, split, data_root)]
+    return _fingerprint(tuple(str(p.resolve()) for p in paths), tuple(_stamp(p) for p in paths))
+
+
+@functools.lru_cache(maxsize=16)
+def _fingerprint(paths: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) -> str:
+    del stamps  # part of the cache key only, so an edited file is hashed again
+    digest = hashlib.sha256()
+    for text in sorted(set(paths)):
+        path = Path(text)
+        digest.update(path.name.encode())
+        if path.is_dir():
+            for entry in sorted(os.scandir(path), key=lambda e: e.name):
+                digest.update(f"{entry.name}:{entry.stat().st_size};".encode())
+        else:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def clear_cache() -> None:
     """Forget every dataset loaded in this process (frees memory; the next load reads the files again)."""
     _load_cached.cache_clear()
+    _fingerprint.cache_clear()

@@ -103,13 +103,23 @@ class FileSpec:
         return self.name + ("[.gz]" if self.gz_ok else "") + ("/" if self.is_dir else "")
 
 
-def find_files(name: str, split: str, specs: Sequence[FileSpec], data_root: str | Path | None = None) -> list[Path]:
-    """Find all ``specs`` of one split in the first folder that holds every one of them.
+def find_files(name: str, split: str, specs: Sequence[FileSpec], data_root: str | Path | None = None,
+               dataset_specs: Sequence[FileSpec] = ()) -> list[Path]:
+    """Find all ``specs`` of one split in the first folder that holds any file of the dataset.
+
+    Args:
+        name: The dataset.
+        split: The split the specs belong to (for messages).
+        specs: The files of that split.
+        data_root: As passed to the loader.
+        dataset_specs: The files of every split; the first folder holding any of them is the dataset's folder, so
+            a split missing there is reported instead of being taken from a later folder (another copy, perhaps of
+            another version of the data).
 
     Raises:
         DataError: Naming every folder searched, any folder holding only part of the files, and how to get them.
     """
-    found, partial = _search(name, specs, data_root)
+    found, partial = search(name, specs, data_root, dataset_specs)
     if found is None:
         raise DataError(missing_message(name, [(split, specs, partial)], data_root))
     return found
@@ -132,26 +142,30 @@ def missing_message(name: str, missing: Sequence[tuple[str, Sequence[FileSpec], 
     lines += [f"  {d}{'' if d.is_dir() else ' (does not exist)'}" for d in dirs]
     partial = sorted({note for _, _, notes in missing for note in notes})
     if partial:
-        lines += ["Incomplete folders:", *partial]
+        lines += ["Incomplete folders (a dataset is read from the first folder holding any of its files):", *partial]
     lines.append("Fix: " + HOW_TO_GET.get(name, "put the files in {target}.").format(target=dirs[0]))
     lines.append(f"(The data root is --data-root / the suite's `data_root`, else ${ENV_VAR}, else {DEFAULT_ROOT}.)")
     return "\n".join(lines)
 
 
-def _search(name: str, specs: Sequence[FileSpec],
-            data_root: str | Path | None) -> tuple[list[Path] | None, list[str]]:
-    """``(paths, [])`` from the first folder holding every spec, else ``(None, notes on incomplete folders)``."""
+def search(name: str, specs: Sequence[FileSpec], data_root: str | Path | None,
+           dataset_specs: Sequence[FileSpec] = ()) -> tuple[list[Path] | None, list[str]]:
+    """``(paths, [])`` from the dataset's folder, else ``(None, notes on incomplete folders)``.
+
+    The dataset's folder is the first folder that holds every spec, or any of ``dataset_specs`` (the files of all
+    splits): a folder with part of the dataset ends the search rather than being completed from elsewhere.
+    """
     partial: list[str] = []
     for folder in candidate_dirs(name, data_root):
         found = [spec.find_in(folder) for spec in specs]
         if all(p is not None for p in found):
             return [p for p in found if p is not None], []
-        if any(p is not None for p in found):
+        holds_some = any(p is not None for p in found) or any(s.find_in(folder) for s in dataset_specs)
+        if holds_some:
             lacking = ", ".join(s.describe() for s, p in zip(specs, found, strict=True) if p is None)
             partial.append(f"  {folder} lacks {lacking}")
+            return None, partial
     return None, partial
 
 
-def search(name: str, specs: Sequence[FileSpec], data_root: str | Path | None) -> tuple[list[Path] | None, list[str]]:
-    """Public form of the search: ``(paths or None, notes on folders holding only part of the files)``."""
-    return _search(name, specs, data_root)
+

@@ -15,21 +15,19 @@ Example:
 
 from __future__ import annotations
 
-from aebench.fidelity.feature_classifier import (
+from aebench.fidelity.classifier import (
     CLASSIFIER_VERSION,
     DEFAULT_EPOCHS,
     MIN_ACCURACY,
     ClassifierAccuracyError,
     ClassifierTrainingError,
     FeatureClassifier,
-    classifier_features,
     default_cache_dir,
     evaluate_accuracy,
-    fd_classifier,
-    fd_classifier_reference,
     get_feature_classifier,
     train_feature_classifier,
 )
+from aebench.fidelity.classifier_distance import classifier_features, fd_classifier
 from aebench.fidelity.frechet import feature_statistics, frechet_distance
 from aebench.fidelity.inception import INCEPTION_FILES, InceptionUnavailableError, fid_inception, require_inception
 
@@ -46,7 +44,6 @@ __all__ = [
     "default_cache_dir",
     "evaluate_accuracy",
     "fd_classifier",
-    "fd_classifier_reference",
     "feature_statistics",
     "fid_inception",
     "frechet_distance",

@@ -34,7 +34,9 @@ def fgsm_latent(
     """
     with torch.no_grad():
         z_clean = encode(x)
-    start = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    # Drawn on the generator's device, then moved: a CPU generator works for a model on any device.
+    where = generator.device if generator is not None else x.device
+    start = torch.rand(x.shape, generator=generator, device=where, dtype=x.dtype).to(x.device)
     delta = ((2 * start - 1) * epsilon).requires_grad_(True)
     displacement = (encode(x + delta) - z_clean).pow(2).mean()
     # autograd.grad touches only δ, so crafting never leaves gradients on the model's parameters.

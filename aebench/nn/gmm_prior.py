@@ -41,9 +41,12 @@ class GMMPrior(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``n`` codes: a uniform component, then a Gaussian around its mean."""
-        component = torch.randint(self.num_components, (n,), generator=generator, device=self.means.device)
-        noise = torch.randn(n, self.latent_dim, generator=generator, device=self.means.device)
-        return self.means[component] + self.std * noise
+        # Draw on the generator's device, then move: a CPU generator then gives the same codes on every device
+        # (PyTorch refuses a CPU generator for a CUDA draw).
+        where = generator.device if generator is not None else self.means.device
+        component = torch.randint(self.num_components, (n,), generator=generator, device=where)
+        noise = torch.randn(n, self.latent_dim, generator=generator, device=where)
+        return self.means[component.to(self.means.device)] + self.std * noise.to(self.means.device)
 
     def marginal_cdf(self, z: Tensor) -> Tensor:
         """Per-coordinate mixture CDF F_d(z_d) = (1/K) Σ_k Φ((z_d − μ_{k,d}) / σ), shape of ``z``."""

@@ -1,0 +1,295 @@
+"""Running a suite: for every cell, train or load its model, then compute each unfinished measurement.
+
+The unit of work and of resume is a measurement (:mod:`aebench.runner.plan`). Each is written atomically the moment
+it finishes and skipped on a rerun when its key matches, so an interrupt or a ``kill -9`` loses at most the
+measurement that was running. A failing measurement writes an error record with its traceback and the cell's other
+measurements still run; a model that cannot be trained or loaded fails the cell's pending measurements at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aebench.checkpoint import CheckpointError, load_model, read_metadata
+from aebench.model import AutoEncoder
+from aebench.progress import ProgressLog, format_seconds
+from aebench.provenance import new_run_id, now, run_record, write_run_record
+from aebench.results import ResultsError, Row, error_path, examples_path, read_measurement, rows_path, write_rows
+from aebench.runner.measure import MEASURE, CellContext, Outcome
+from aebench.runner.plan import CellPlan, Measurement, plan_suite
+from aebench.suite import Suite
+from aebench.training import CHECKPOINT_NAME, train
+from aebench.utils import atomic_write, atomic_write_text, check_writable, file_sha256, pick_device
+
+
+class RunError(ValueError):
+    """A run cannot start (an output folder is not writable, ...); nothing was computed."""
+
+
+@dataclass
+class RunSummary:
+    """What one ``run_suite`` call did; measurements are named ``<cell>/<measurement>``."""
+
+    run_id: str
+    finished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    reused_stale: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``"i/N"`` (0 ≤ i < N) into ``(i, N)``.
+
+    Raises:
+        ValueError: With the expected format, for anything else.
+    """
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/N with integers, e.g. 0/4; got {text!r}.") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text!r}: need N ≥ 1 and 0 ≤ i < N.")
+    return index, count
+
+
+# ------------------------------------------------------------------------------------------------------ the model
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which weights a cell's measurements use: a checkpoint to load, or a run directory to train (or resume) in.
+
+    Attributes:
+        key: The model key the measurements are keyed with.
+        settings_key: The same without any code fingerprint.
+        run_dir: Training run directory (trained models).
+        checkpoint: A finished checkpoint to load, when there is one.
+        stale: The checkpoint was trained by other code and is reused on request (``--reuse-stale``).
+        settings: What rows record about the model.
+    """
+
+    key: str
+    settings_key: str
+    run_dir: Path | None
+    checkpoint: Path | None
+    stale: bool
+    settings: dict[str, Any]
+
+
+def training_run_dir(cache_dir: str | Path, cell: CellPlan, code: str | None = None) -> Path:
+    """The cache folder of a cell's trained model: readable name, settings key, code fingerprint."""
+    config = cell.source.training
+    assert config is not None  # only called for trained models
+    # The name is for people and may be cut; the keys, which tell configurations apart, never are.
+    name = f"{config.model}-{config.dataset}-s{config.seed}"[:60]
+    return Path(cache_dir) / f"{name}-{config.settings_key()[:12]}-{(code or config.code)[:8]}"
+
+
+def _finished_checkpoint(run_dir: Path, epochs: int) -> Path | None:
+    path = run_dir / CHECKPOINT_NAME
+    try:
+        return path if path.is_file() and read_metadata(path).get("epoch") == epochs else None
+    except CheckpointError:
+        return None
+
+
+def choose_model(cell: CellPlan, cache_dir: str, reuse_stale: bool) -> ModelChoice:
+    """Decide which weights the cell uses, without training anything."""
+    source = cell.source
+    if source.training is None:
+        return ModelChoice(source.key(), source.settings_key(), None, Path(str(source.checkpoint)), False,
+                           source.row_settings())
+    config = source.training
+    run_dir = training_run_dir(cache_dir, cell)
+    done = _finished_checkpoint(run_dir, config.training.epochs)
+    if done is None and reuse_stale:
+        # Same settings, other code: the folder name differs only in its last part.
+        prefix = run_dir.name.rsplit("-", 1)[0]
+        candidates = sorted(Path(cache_dir).glob(f"{prefix}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for folder in candidates:
+            old = _finished_checkpoint(folder, config.training.epochs)
+            if old is not None:
+                saved = read_metadata(old).get("config") or {}
+                settings = {**source.row_settings(), "training_key": saved.get("key"),
+                            "training_code": saved.get("code")}
+                return ModelChoice(str(saved.get("key")), source.settings_key(), folder, old, True, settings)
+    return ModelChoice(source.key(), source.settings_key(), run_dir, done, False, source.row_settings())
+
+
+def obtain_model(cell: CellPlan, choice: ModelChoice, suite: Suite, device: Any,
+                 progress: ProgressLog) -> tuple[AutoEncoder, Path]:
+    """Load the chosen checkpoint, or train the cell's model in its cache folder (resuming a partial run)."""
+    if choice.checkpoint is not None:
+        return load_model(choice.checkpoint, device), choice.checkpoint
+    assert cell.source.training is not None and choice.run_dir is not None
+    progress.print(f"{cell.cell_id}: training {cell.source.training.model} for {cell.source.training.training.epochs} "
+                   f"epochs in {choice.run_dir}")
+    result = train(cell.source.training, run_dir=choice.run_dir, data_root=suite.data_root, device=device,
+                   progress=progress)
+    return result.model.eval(), result.checkpoint
+
+
+# ------------------------------------------------------------------------------------------------- measurements
+def make_rows(suite: Suite, cell: CellPlan, m: Measurement, outcome: Outcome, *, run_id: str, choice: ModelChoice,
+              device: str, wall_time: float, reused_stale: bool = False) -> list[Row]:
+    """The tidy rows of one measurement (the one place rows are built)."""
+    settings = {**choice.settings, "measurement": m.settings, "reused_stale_model": choice.stale}
+    common = dict(suite=suite.name, version=suite.version, run_id=run_id, dataset=cell.dataset, model=cell.label,
+                  seed=cell.seed, measurement=m.name, wall_time=wall_time, device=device,
+                  measurement_key=m.key(choice.key), settings_key=m.settings_key(choice.settings_key),
+                  reused_stale=reused_stale or choice.stale, settings=settings)
+    return [Row(attack=v.attack, optimizer=v.optimizer, budget=float(v.budget), trial=trial, metric=v.metric,
+                value=float(value), higher_is_better=v.higher_is_better, **common)
+            for v in outcome.values for trial, value in enumerate(v.values)]
+
+
+def _state(output: Path, cell: CellPlan, m: Measurement, choice: ModelChoice, reuse_stale: bool,
+           progress: ProgressLog) -> str:
+    """``"done"``, ``"stale"`` (finished by other code, reusable on request) or ``"todo"``."""
+    path = rows_path(output, cell.cell_id, m.name)
+    if not path.exists():
+        return "todo"
+    try:
+        rows = read_measurement(path)
+    except ResultsError as err:
+        progress.print(f"{err} It is computed again.")
+        return "todo"
+    if rows[0].measurement_key == m.key(choice.key):
+        return "done"
+    if reuse_stale and rows[0].settings_key == m.settings_key(choice.settings_key):
+        return "stale"
+    return "todo"
+
+
+def _mark_stale(path: Path) -> None:
+    rows = read_measurement(path)
+    if not all(r.reused_stale for r in rows):
+        write_rows(path, [dataclasses.replace(r, reused_stale=True) for r in rows])
+
+
+def _record_failure(output: Path, cell: CellPlan, m: Measurement, key: str, err: BaseException, run_id: str,
+                    summary: RunSummary, progress: ProgressLog, what: str = "") -> None:
+    message = f"{what}{type(err).__name__}: {err}".strip()
+    summary.failed[f"{cell.cell_id}/{m.name}"] = message
+    record = {"cell": cell.cell_id, "measurement": m.name, "measurement_key": key, "run_id": run_id, "time": now(),
+              "error": message, "traceback": "".join(traceback.format_exception(err))}
+    atomic_write_text(error_path(output, cell.cell_id, m.name), json.dumps(record, indent=2) + "\n")
+    progress.print(f"{cell.cell_id} {m.name}: FAILED: {message.splitlines()[0]}")
+
+
+def _save_outcome(output: Path, cell: CellPlan, m: Measurement, outcome: Outcome, rows: list[Row]) -> None:
+    """Examples first, rows last: a measurement counts as finished only once its rows file exists."""
+    if outcome.examples:
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **outcome.examples)
+
+        atomic_write(examples_path(output, cell.cell_id, m.name), write)
+    write_rows(rows_path(output, cell.cell_id, m.name), rows)
+    error_path(output, cell.cell_id, m.name).unlink(missing_ok=True)
+
+
+def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress: ProgressLog, reuse_stale: bool,
+             summary: RunSummary, record: dict[str, Any]) -> None:
+    """Compute every unfinished measurement of one cell (see the module docstring)."""
+    output = Path(suite.output)
+    choice = choose_model(cell, suite.cache_dir, reuse_stale)
+    pending = []
+    for m in cell.measurements:
+        name = f"{cell.cell_id}/{m.name}"
+        state = _state(output, cell, m, choice, reuse_stale, progress)
+        if state == "todo":
+            pending.append(m)
+        elif state == "stale":
+            _mark_stale(rows_path(output, cell.cell_id, m.name))
+            summary.reused_stale.append(name)
+        else:
+            summary.skipped.append(name)
+    if not pending:
+        return
+    try:
+        model, checkpoint = obtain_model(cell, choice, suite, device, progress)
+    except Exception as err:  # a model that cannot be built fails its measurements, never the other cells
+        for m in pending:
+            _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress, "model: ")
+        return
+    if choice.stale:
+        progress.print(f"{cell.cell_id}: reusing {checkpoint}, trained by other code (--reuse-stale)")
+    record["models"][cell.cell_id] = {"checkpoint": str(checkpoint), "sha256": file_sha256(checkpoint),
+                                      "reused_stale": choice.stale}
+    context = CellContext(model=model, dataset=cell.dataset, seed=cell.seed, device=device,
+                          data_root=suite.data_root, cache_dir=suite.cache_dir, progress=progress)
+    for m in pending:
+        started = time.perf_counter()
+        try:
+            outcome = MEASURE[m.kind](context, m)
+            wall = time.perf_counter() - started
+            rows = make_rows(suite, cell, m, outcome, run_id=run_id, choice=choice, device=str(device),
+                             wall_time=wall)
+            _save_outcome(output, cell, m, outcome, rows)
+        except Exception as err:  # one failing measurement must not cost the others their results
+            _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress)
+            continue
+        summary.finished.append(f"{cell.cell_id}/{m.name}")
+        progress.print(f"{cell.cell_id} {m.name}: finished in {format_seconds(wall)}")
+
+
+def _check_outputs(suite: Suite) -> None:
+    problems = [p for p in (check_writable(suite.output, "output folder"),
+                            check_writable(suite.cache_dir, "cache folder (cache_dir)")) if p]
+    if problems:
+        raise RunError("\n".join(problems))
+
+
+def plan_record(suite: Suite, cells: list[CellPlan], command_line: dict[str, Any]) -> dict[str, Any]:
+    """What ``suite.json`` holds: the suite and, per cell, each measurement's current keys (for the report)."""
+    return {"suite": suite.as_dict(), "command_line": command_line, "cells": {
+        c.cell_id: {"dataset": c.dataset, "model": c.label, "seed": c.seed, "measurements": {
+            m.name: {"key": m.key(c.source.key()), "settings_key": m.settings_key(c.source.settings_key())}
+            for m in c.measurements}} for c in cells}}
+
+
+def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), progress: ProgressLog | None = None, *,
+              reuse_stale: bool = False, command_line: dict[str, Any] | None = None) -> RunSummary:
+    """Run every unfinished measurement of ``suite`` (in this shard); never stop at a failed one.
+
+    Args:
+        suite: A validated suite.
+        shard: ``(i, N)``: run only cells i, i+N, i+2N, ...
+        progress: Where progress lines go (default: standard error).
+        reuse_stale: Keep models and measurements computed by other code (recorded in their rows).
+        command_line: Training settings given on the command line.
+
+    Raises:
+        RunError: Before any compute, if an output folder cannot be written.
+        RecipeError, ValueError: Before any compute, if a model's configuration does not resolve.
+    """
+    progress = progress or ProgressLog()
+    device = pick_device(suite.device)
+    _check_outputs(suite)
+    command_line = dict(command_line or {})
+    cells = plan_suite(suite, command_line)
+    output = Path(suite.output)
+    atomic_write_text(output / "suite.json", json.dumps(plan_record(suite, cells, command_line), indent=2) + "\n")
+    summary = RunSummary(run_id=new_run_id())
+    record = run_record(summary.run_id, suite.path, device)
+    write_run_record(output, record)
+    index, count = shard
+    mine = cells[index::count]
+    try:
+        for number, cell in enumerate(mine, start=1):
+            progress.print(f"cell {number}/{len(mine)}: {cell.cell_id}")
+            run_cell(suite, cell, run_id=summary.run_id, device=device, progress=progress, reuse_stale=reuse_stale,
+                     summary=summary, record=record)
+    finally:  # also on Ctrl-C: the record says how far the run got
+        record["ended"] = now()
+        record["measurements"] = {"finished": len(summary.finished), "skipped": len(summary.skipped),
+                                  "reused_stale": len(summary.reused_stale), "failed": len(summary.failed)}
+        write_run_record(output, record)
+    return summary

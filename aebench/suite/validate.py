@@ -1,0 +1,488 @@
+"""Reading and checking a suite file: every problem is found before any compute and reported at once.
+
+``load_suite(path)`` reads the YAML with ``yaml.safe_load`` (no code execution), checks the type and range of every
+value, every name against its registry (with "did you mean"), every model override against the constructor's
+annotations, every optimizer option against the optimizer's, every data, checkpoint and weights file for existence,
+and each checkpoint against the entry that names it. All problems are raised together as one :class:`SuiteError`
+naming the file, the key, the value and a fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aebench.suite.types import (
+    TABLES,
+    AttackSpec,
+    DownstreamSpec,
+    FidelitySpec,
+    ModelSpec,
+    Suite,
+    SuiteError,
+    field_default,
+    field_names,
+)
+
+_SUITE_KEYS = field_names(Suite) - {"path", "given"}
+_MODEL_KEYS = field_names(ModelSpec)
+_ATTACK_KEYS = field_names(AttackSpec)
+_FIDELITY_KEYS = field_names(FidelitySpec)
+_DOWNSTREAM_KEYS = field_names(DownstreamSpec)
+
+
+class Problems:
+    """Collects validation problems so the user sees all of them at once."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.items = path, []
+
+    def add(self, key: str, message: str) -> None:
+        """Record one problem at ``key``."""
+        self.items.append(f"  - {key}: {message}")
+
+    def raise_if_any(self) -> None:
+        """Raise one :class:`SuiteError` listing every problem, if there are any."""
+        if self.items:
+            raise SuiteError(f"{self.path}: {len(self.items)} problem(s):\n" + "\n".join(self.items))
+
+
+def did_you_mean(value: Any, choices: list[str]) -> str:
+    """`` Did you mean 'x'? Known: ...`` for an unknown name."""
+    close = difflib.get_close_matches(str(value), choices, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"{hint} Known: {', '.join(sorted(choices))}."
+
+
+def _check_keys(raw: dict, allowed: set[str], where: str, problems: Problems) -> None:
+    for key in raw:
+        if key not in allowed:
+            problems.add(f"{where}{key}", f"unknown key.{did_you_mean(key, sorted(allowed))}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(raw: dict, key: str, default: Any, problems: Problems, where: str = "", minimum: int = 1) -> Any:
+    value = raw.get(key, default)
+    if value is default:
+        return value
+    if not _is_int(value) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
+        problems.add(f"{where}{key}", f"must be {kind}, got {value!r}.")
+        return default
+    return value
+
+
+def _string(raw: dict, key: str, default: Any, problems: Problems, where: str = "") -> Any:
+    value = raw.get(key, default)
+    if value is not default and not isinstance(value, str):
+        problems.add(f"{where}{key}", f"must be a string, got {value!r}.")
+        return default
+    return value
+
+
+def _names(raw: dict, key: str, problems: Problems, default: list | None = None) -> list[str]:
+    """A non-empty list of strings (names), reporting entries that are not strings."""
+    value = raw.get(key, default)
+    if value is None:
+        problems.add(key, "is required and must be a non-empty list.")
+        return []
+    if not isinstance(value, list) or not value:
+        problems.add(key, f"must be a non-empty list, got {value!r}.")
+        return []
+    names = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            names.append(item)
+        else:
+            problems.add(f"{key}[{i}]", f"must be a name (a string), got {item!r}.")
+    return names
+
+
+def _named_entries(raw: dict, key: str, allowed: set[str], problems: Problems) -> list[tuple[str, dict]]:
+    """The entries of a list of names or ``{name: ..., ...}`` mappings, as (location, mapping) pairs."""
+    value = raw.get(key)
+    if value is None:
+        problems.add(key, "is required and must be a non-empty list.")
+        return []
+    if not isinstance(value, list) or not value:
+        problems.add(key, f"must be a non-empty list, got {value!r}.")
+        return []
+    entries = []
+    for i, entry in enumerate(value):
+        where = f"{key}[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            problems.add(where, f"must be a {key[:-1]} name or a mapping with a string 'name', got {entry!r}.")
+            continue
+        _check_keys(entry, allowed, f"{where}.", problems)
+        entries.append((where, entry))
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------------------- models
+def _parse_models(raw: dict, datasets: list[str], problems: Problems) -> list[ModelSpec]:
+    from aebench.config import model_arg_problems
+    from aebench.models import list_models
+    from aebench.recipes import RecipeError, resolve_recipe
+
+    known = list_models()
+    specs, labels = [], set()
+    for where, entry in _named_entries(raw, "models", _MODEL_KEYS, problems):
+        name = entry["name"]
+        if name not in known:
+            problems.add(f"{where}.name", f"unknown model {name!r}.{did_you_mean(name, known)}")
+        label = entry.get("label", name)
+        if not isinstance(label, str) or not label:
+            problems.add(f"{where}.label", f"must be a non-empty string, got {label!r}.")
+            label = name
+        if label in labels:
+            problems.add(f"{where}.label", f"{label!r} is used twice; give each entry of a model a distinct 'label'.")
+        labels.add(label)
+        only = _model_datasets(entry, datasets, where, problems)
+        overrides = entry.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            problems.add(f"{where}.overrides", f"must be a mapping of constructor arguments, got {overrides!r}.")
+            overrides = {}
+        recipe = _string(entry, "recipe", None, problems, f"{where}.")
+        checkpoint = entry.get("checkpoint")
+        if checkpoint is not None:
+            checkpoint = _check_checkpoint_entry(entry, list(only or datasets), where, problems)
+        elif name in known:
+            for key, message in model_arg_problems(name, overrides):
+                problems.add(f"{where}.overrides.{key}", message)
+            if recipe is not None:
+                try:
+                    resolve_recipe(name, recipe)
+                except RecipeError as err:
+                    problems.add(f"{where}.recipe", str(err))
+        specs.append(ModelSpec(name=name, label=label, recipe=recipe, overrides=overrides, checkpoint=checkpoint,
+                               datasets=tuple(only) if only else None))
+    return specs
+
+
+def _model_datasets(entry: dict, datasets: list[str], where: str, problems: Problems) -> list[str] | None:
+    only = entry.get("datasets")
+    if only is None:
+        return None
+    if not isinstance(only, list) or not only or not all(isinstance(d, str) for d in only):
+        problems.add(f"{where}.datasets", f"must be a non-empty list of the suite's dataset names, got {only!r}.")
+        return None
+    if set(only) - set(datasets):
+        problems.add(f"{where}.datasets", f"{sorted(set(only) - set(datasets))} are not in the suite's datasets list.")
+    return only
+
+
+def _check_checkpoint_entry(entry: dict, datasets: list[str], where: str,
+                            problems: Problems) -> str | dict[str, str] | None:
+    """A checkpoint entry is what it says: the stored model is ``name``, trained on each dataset it is used for."""
+    from aebench.checkpoint import CheckpointError, load_model, read_metadata
+
+    checkpoint = entry["checkpoint"]
+    if isinstance(checkpoint, str):
+        mapping = {d: checkpoint for d in datasets}
+    elif isinstance(checkpoint, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in checkpoint.items()):
+        mapping = checkpoint
+    else:
+        problems.add(f"{where}.checkpoint", f"must be a file path or a mapping of dataset name to file path, got "
+                     f"{checkpoint!r}.")
+        return None
+    for key in ("overrides", "recipe"):
+        if entry.get(key):
+            problems.add(f"{where}.{key}", f"does not apply to a checkpoint, whose model is rebuilt from the arguments "
+                         f"stored in it; remove '{key}' or the 'checkpoint'.")
+    for dataset in datasets:
+        if dataset not in mapping:
+            problems.add(f"{where}.checkpoint", f"no checkpoint for dataset {dataset!r}; add it to the mapping or "
+                         "restrict the model with 'datasets'.")
+    for dataset, path in mapping.items():
+        if not Path(path).is_file():
+            problems.add(f"{where}.checkpoint", f"file {path!r} does not exist; train it or fix the path.")
+            continue
+        try:
+            meta = read_metadata(path)
+            load_model(path)  # names, shapes, dtypes and finite values of every tensor, before any compute
+        except CheckpointError as err:
+            problems.add(f"{where}.checkpoint", str(err))
+            continue
+        if meta["model"] != entry["name"]:
+            problems.add(f"{where}.name", f"{entry['name']!r}, but {path} holds a {meta['model']!r} model; write "
+                         f"name: {meta['model']} (and label: {entry.get('label', entry['name'])} to keep the row's "
+                         "name).")
+        trained_on = meta.get("dataset")
+        if trained_on not in (None, dataset):
+            problems.add(f"{where}.checkpoint", f"{path} was trained on {trained_on!r} but would be evaluated on "
+                         f"{dataset!r}; give a per-dataset mapping.")
+    return checkpoint
+
+
+# --------------------------------------------------------------------------------------------------------- attacks
+def _parse_budgets(value: Any, where: str, problems: Problems) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value:
+        problems.add(where, f"must be a non-empty list of numbers, got {value!r}.")
+        return ()
+    budgets = []
+    for b in value:
+        if isinstance(b, bool) or not isinstance(b, (int, float)):
+            problems.add(where, f"budget {b!r} is not a number; write L2 budgets like [1, 3, 5].")
+        elif not math.isfinite(b) or b < 0:
+            problems.add(where, f"budget {b!r} must be a finite number ≥ 0 (an L2 norm in [0, 1] pixel units).")
+        else:
+            budgets.append(float(b))
+    if len(set(budgets)) != len(budgets):
+        problems.add(where, f"lists a budget twice: {value!r}.")
+    return tuple(budgets)
+
+
+def _option_problems(optimizer: str, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(option, message)`` for options an optimizer does not take or whose value has the wrong type."""
+    from aebench.attacks import OPTIMIZERS, optimizer_options
+    from aebench.config import describe_type, value_matches
+
+    accepted = list(optimizer_options(optimizer))
+    hints = typing.get_type_hints(OPTIMIZERS[optimizer])
+    problems = []
+    for key, value in options.items():
+        if key not in accepted:
+            problems.append((key, f"not an option of {optimizer!r}.{did_you_mean(key, accepted)}"))
+        elif key in hints and not value_matches(value, hints[key]):
+            problems.append((key, f"must be {describe_type(hints[key])}, got {value!r}."))
+    return problems
+
+
+def _parse_attacks(raw: dict, problems: Problems) -> list[AttackSpec]:
+    from aebench.attacks import ATTACKS, DEFAULT_BUDGETS, DEFAULT_OPTIMIZER, OPTIMIZERS
+
+    specs, seen = [], set()
+    for where, entry in _named_entries(raw, "attacks", _ATTACK_KEYS, problems):
+        if entry["name"] not in ATTACKS:
+            problems.add(f"{where}.name", f"unknown attack {entry['name']!r}.{did_you_mean(entry['name'], list(ATTACKS))}")
+        optimizer = entry.get("optimizer", DEFAULT_OPTIMIZER)
+        if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+            problems.add(f"{where}.optimizer", f"unknown optimizer {optimizer!r}.{did_you_mean(optimizer, list(OPTIMIZERS))}")
+            optimizer = str(optimizer)
+        budgets = _parse_budgets(entry.get("budgets", list(DEFAULT_BUDGETS)), f"{where}.budgets", problems)
+        options = entry.get("options") or {}
+        if not isinstance(options, dict):
+            problems.add(f"{where}.options", f"must be a mapping of optimizer options, got {options!r}.")
+            options = {}
+        elif optimizer in OPTIMIZERS:
+            for key, message in _option_problems(optimizer, options):
+                problems.add(f"{where}.options.{key}", message)
+        if (entry["name"], optimizer) in seen:
+            problems.add(where, f"a second {entry['name']!r} attack with optimizer {optimizer!r}: rows could not tell "
+                         "them apart; merge their budgets into one entry.")
+        seen.add((entry["name"], optimizer))
+        specs.append(AttackSpec(name=entry["name"], optimizer=optimizer, budgets=budgets, options=options))
+    return specs
+
+
+def _parse_metrics(raw: dict, problems: Problems) -> tuple[str, ...] | None:
+    from aebench.metrics import METRICS
+
+    if raw.get("metrics") is None:
+        return None
+    names = _names(raw, "metrics", problems)
+    for name in names:
+        if name not in METRICS:
+            problems.add("metrics", f"unknown metric {name!r}.{did_you_mean(name, list(METRICS))}")
+    return tuple(names)
+
+
+# ----------------------------------------------------------------------------------------------- other sections
+def _parse_training(raw: dict, problems: Problems) -> dict[str, Any]:
+    from aebench.recipes import training_problems
+
+    training = raw.get("training") or {}
+    if not isinstance(training, dict):
+        problems.add("training", f"must be a mapping, got {training!r}.")
+        return {}
+    for key, message in training_problems(training):
+        problems.add(f"training.{key}", message)
+    return training
+
+
+def _parse_datasets(raw: dict, problems: Problems, data_root: str | None, check_data: bool) -> list[str]:
+    from aebench.data import DATASETS, missing_files_message
+
+    names = _names(raw, "datasets", problems)
+    for name in names:
+        if name not in DATASETS:
+            problems.add("datasets", f"unknown dataset {name!r}.{did_you_mean(name, list(DATASETS))}")
+        elif check_data:
+            missing = missing_files_message(name, data_root)
+            if missing:
+                problems.add("datasets", missing)
+    return names
+
+
+def _section(raw: dict, key: str, allowed: set[str], problems: Problems) -> dict | None:
+    value = raw.get(key)
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(key, f"must be a mapping (keys {sorted(allowed)}), true, or null; got {value!r}.")
+        return None
+    _check_keys(value, allowed, f"{key}.", problems)
+    return value
+
+
+def _parse_fidelity(raw: dict, problems: Problems) -> FidelitySpec | None:
+    section = _section(raw, "fidelity", _FIDELITY_KEYS, problems)
+    if section is None:
+        return None
+    n = _int(section, "n_samples", field_default(FidelitySpec, "n_samples"), problems, "fidelity.", minimum=2)
+    weights = _string(section, "inception_weights", None, problems, "fidelity.")
+    if weights is not None and not Path(weights).is_file():
+        problems.add("fidelity.inception_weights", f"file {weights!r} does not exist; give the path of an Inception "
+                     "weights file (see `aebench.fidelity.inception`) or remove the key.")
+    epochs = _int(section, "classifier_epochs", None, problems, "fidelity.")
+    accuracy = section.get("min_accuracy")
+    if accuracy is not None and (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float))
+                                 or not 0 < accuracy <= 1):
+        problems.add("fidelity.min_accuracy", f"must be a fraction in (0, 1] (e.g. 0.9), got {accuracy!r}.")
+        accuracy = None
+    return FidelitySpec(n_samples=n, inception_weights=weights, classifier_epochs=epochs,
+                        min_accuracy=None if accuracy is None else float(accuracy))
+
+
+def _parse_downstream(raw: dict, problems: Problems) -> DownstreamSpec | None:
+    section = _section(raw, "downstream", _DOWNSTREAM_KEYS, problems)
+    if section is None:
+        return None
+    default = field_default(DownstreamSpec, "budget")
+    budget = _parse_budgets([section.get("budget", default)], "downstream.budget", problems)
+    return DownstreamSpec(budget=budget[0] if budget else default,
+                          epochs=_int(section, "epochs", field_default(DownstreamSpec, "epochs"), problems,
+                                      "downstream."))
+
+
+def _parse_tables(raw: dict, problems: Problems) -> tuple[str, ...]:
+    tables = _names(raw, "tables", problems, default=list(field_default(Suite, "tables")))
+    for name in tables:
+        if name not in TABLES:
+            problems.add("tables", f"unknown table {name!r}.{did_you_mean(name, list(TABLES))}")
+    return tuple(tables)
+
+
+def _parse_seeds(raw: dict, problems: Problems) -> tuple[int, ...]:
+    seeds = raw.get("seeds", list(field_default(Suite, "seeds")))
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and s >= 0 for s in seeds):
+        problems.add("seeds", f"must be a non-empty list of non-negative integers, got {seeds!r}.")
+        return field_default(Suite, "seeds")
+    if len(set(seeds)) != len(seeds):
+        problems.add("seeds", f"lists a seed twice: {seeds!r}.")
+    return tuple(seeds)
+
+
+def _parse_device(raw: dict, problems: Problems) -> str:
+    from aebench.utils import check_device
+
+    device = raw.get("device", field_default(Suite, "device"))
+    problem = check_device(device)
+    if problem:
+        problems.add("device", problem)
+    return str(device)
+
+
+def _parse_paper_results(raw: dict, problems: Problems) -> str | None:
+    from aebench.paper import known_paper_results, paper_results_path
+
+    name = _string(raw, "paper_results", None, problems)
+    if name is not None and not paper_results_path(name).is_file():
+        problems.add("paper_results", f"{name!r} is neither a CSV file nor a shipped table.{did_you_mean(name, known_paper_results())}")
+    return name
+
+
+def _check_sizes(suite: Suite, problems: Problems) -> None:
+    """``n_images`` must fit every dataset's test split."""
+    from aebench.data import DataError, split_size
+
+    for dataset in suite.datasets:
+        try:
+            size = split_size(dataset, "test", suite.data_root)
+        except (DataError, KeyError):
+            continue  # a missing or unknown dataset is reported already
+        if suite.n_images > size:
+            problems.add("n_images", f"{suite.n_images} exceeds the {size} test images of {dataset}; lower n_images.")
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise SuiteError(f"Suite file {path} does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SuiteError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{path}: a suite must be a YAML mapping with keys such as name, datasets, models, attacks.")
+    return raw
+
+
+def load_suite(path: str | Path, check_data: bool = True) -> Suite:
+    """Read and validate a suite file.
+
+    Args:
+        path: The YAML file.
+        check_data: Also check that every dataset's files are present and large enough for ``n_images``.
+
+    Raises:
+        SuiteError: Listing every problem found, each with its key, value and a fix.
+    """
+    path = Path(path)
+    raw = _read_yaml(path)
+    problems = Problems(str(path))
+    _check_keys(raw, _SUITE_KEYS, "", problems)
+    for key in ("name", "version"):
+        if key not in raw:
+            problems.add(key, "is required.")
+        elif not isinstance(raw[key], (str, int, float)) or isinstance(raw[key], bool):
+            problems.add(key, f"must be a string or a number, got {raw[key]!r}.")
+    data_root = _string(raw, "data_root", None, problems)
+    datasets = _parse_datasets(raw, problems, data_root, check_data)
+    attacks = _parse_attacks(raw, problems)
+    suite = Suite(
+        name=str(raw.get("name", path.stem)), version=str(raw.get("version", "0")), path=str(path),
+        datasets=tuple(datasets), models=tuple(_parse_models(raw, datasets, problems)), attacks=tuple(attacks),
+        output=_string(raw, "output", str(Path("results") / path.stem), problems),
+        training=_parse_training(raw, problems), metrics=_parse_metrics(raw, problems),
+        noise_baseline=_boolean(raw, "noise_baseline", problems),
+        n_images=_int(raw, "n_images", field_default(Suite, "n_images"), problems),
+        n_trials=_int(raw, "n_trials", field_default(Suite, "n_trials"), problems),
+        seeds=_parse_seeds(raw, problems), device=_parse_device(raw, problems),
+        cache_dir=_string(raw, "cache_dir", field_default(Suite, "cache_dir"), problems), data_root=data_root,
+        attack_batch_size=_int(raw, "attack_batch_size", field_default(Suite, "attack_batch_size"), problems),
+        examples=_int(raw, "examples", field_default(Suite, "examples"), problems, minimum=0),
+        description=_string(raw, "description", field_default(Suite, "description"), problems),
+        paper_results=_parse_paper_results(raw, problems), tables=_parse_tables(raw, problems),
+        fidelity=_parse_fidelity(raw, problems), downstream=_parse_downstream(raw, problems),
+        given=tuple(sorted(k for k in raw if k in _SUITE_KEYS)),
+    )
+    downstream = suite.downstream
+    if downstream is not None and not any(a.name == "latent" and a.optimizer != "noise" and downstream.budget in a.budgets
+                                          for a in attacks):
+        problems.add("downstream.budget", f"the downstream accuracy reuses the latent attack at λ={downstream.budget:g}; "
+                     "add that budget to a latent attack in 'attacks'.")
+    if check_data:
+        _check_sizes(suite, problems)
+    problems.raise_if_any()
+    return suite
+
+
+def _boolean(raw: dict, key: str, problems: Problems) -> bool:
+    default = field_default(Suite, key)
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        problems.add(key, f"must be true or false, got {value!r}.")
+        return default
+    return value

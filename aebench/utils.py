@@ -1,0 +1,138 @@
+"""Small helpers every layer may use: atomic writes, hashing, device choice, the eval-mode context.
+
+Nothing here knows about models, suites or rows; it imports only the standard library and torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp_path)`` and move the result over ``path``, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with tuples turned into lists (recursively), as JSON would store it."""
+    return json.loads(json.dumps(value, default=list))
+
+
+def stable_hash(value: Any, length: int = 16) -> str:
+    """Hex SHA-256 of the canonical JSON of ``value`` (sorted keys), cut to ``length`` characters.
+
+    Python's ``hash()`` is salted per process, so anything stored on disk is keyed with this instead.
+    """
+    text = json.dumps(value, sort_keys=True, default=list, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_device(device: str) -> str | None:
+    """Why ``device`` cannot be used here, or None when it can (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    if not isinstance(device, str) or not _DEVICE_PATTERN.match(device):
+        return f"{device!r} is not a device; use auto, cpu, cuda, cuda:N or mps."
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return f"{device!r} was asked for, but CUDA is not available on this machine; use auto or cpu."
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            return f"{device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)."
+    if device == "mps" and not torch.backends.mps.is_available():
+        return "'mps' was asked for, but MPS is not available on this machine; use auto or cpu."
+    return None
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else CPU.
+
+    Raises:
+        ValueError: For a string that names no device, or a device this machine does not have.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    problem = check_device(device)
+    if problem:
+        raise ValueError(f"device {problem}")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    """Put ``module`` in eval mode (no latent noise, running batch-norm statistics) and restore its mode after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def check_writable(folder: str | Path, what: str, min_free_mb: float = 50.0) -> str | None:
+    """Why results cannot be written under ``folder``, or None when they can.
+
+    Creates the folder if needed, writes and removes a probe file, and asks for ``min_free_mb`` of free space, so a
+    run fails before any compute rather than after an hour of it.
+    """
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            return f"{what} {folder} is a file, not a folder; choose another path."
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".aebench-probe-")
+        os.close(fd)
+        os.remove(probe)
+        free_mb = _free_mb(folder)
+    except OSError as err:
+        return f"{what} {folder} is not writable ({err.strerror or err}); choose another path or fix its permissions."
+    if free_mb < min_free_mb:
+        return f"{what} {folder} has only {free_mb:.0f} MB free (at least {min_free_mb:.0f} MB needed); free some space."
+    return None
+
+
+def _free_mb(folder: Path) -> float:
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize / 2**20
