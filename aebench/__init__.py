@@ -1,6 +1,6 @@
 """aebench: an adversarial-robustness benchmark harness for autoencoders."""
 
-from aebench.model import MODELS, AutoEncoder
+from aebench.models.base import MODELS, AutoEncoder
 from aebench.models import create_model, list_models
 
 __version__ = "0.1.0"

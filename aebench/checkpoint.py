@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file, safe_open
 
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 from aebench.models import create_model
 from aebench.provenance import git_hash, package_versions
 from aebench.utils import atomic_write, jsonable

@@ -29,7 +29,7 @@ from typing import Any
 
 from aebench.data import data_fingerprint, dataset_info, split_size
 from aebench.fingerprint import training_fingerprint
-from aebench.models import MODELS, load_plugins
+from aebench.models import MODELS
 from aebench.recipes import RecipeError, TrainingSettings, load_recipe, resolve_recipe, training_problems
 from aebench.utils import jsonable, stable_hash
 
@@ -129,7 +129,6 @@ def dataset_model_args(model: str, dataset: str, batch_size: int, data_root: str
 
 def constructor_parameters(model: str) -> dict[str, inspect.Parameter]:
     """The named parameters of a registered model's constructor (no ``self``, no ``*args``/``**kwargs``)."""
-    load_plugins()
     params = inspect.signature(MODELS[model]).parameters
     return {n: p for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
@@ -161,7 +160,6 @@ def resolve_training(
         RecipeError: For a missing or malformed recipe, or training settings out of range.
         ValueError: For model arguments the constructor does not take or of the wrong type.
     """
-    load_plugins()
     cls = MODELS[model]
     layers = load_recipe(model, dataset, resolve_recipe(model, recipe))
     training: dict[str, Any] = {}

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aebench.data import ImageDataset
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 from aebench.progress import SILENT, ProgressLog
 from aebench.sampling import CellImages
 

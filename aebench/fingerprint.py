@@ -6,9 +6,10 @@ code. The rule:
 
 - a fingerprint is the SHA-256 of the aebench version and of the *syntax trees* of a fixed set of source files, with
   docstrings removed: comments, docstrings and formatting do not count, any change to what the code does does;
-- **training** covers the model's class and every class it inherits from (its own files, also for a third-party
-  model), :mod:`aebench.nn` (trunks, prior, losses, FGSM), the model interface, the training loop, the recipe types
-  and the data readers;
+- **training** covers the files of the model's class and of every class it inherits from (also for a third-party
+  model), every aebench module those files import (followed through imports, so a model built from the GMM prior
+  and the FGSM step covers them, and a change to an unrelated network does not retrain it), the training loop, the
+  recipe types and the data readers;
 - each **measurement** kind covers the code that computes it (see :data:`MEASUREMENT_CODE`): attacks and metrics for
   an attack, the fidelity package for fidelity, the latent classifier and the attacks for downstream accuracy, plus
   the sampling protocol for all of them. The model a measurement evaluates is covered through the training key
@@ -31,15 +32,15 @@ import aebench
 
 PACKAGE = Path(aebench.__file__).resolve().parent
 
-TRAINING_CODE = ("nn", "model.py", "training.py", "recipes.py", "data/dataset.py", "data/loaders.py", "data/idx.py",
-                 "data/svhn.py", "data/celeba.py", "data/transforms.py")
-"""Files (or folders) of the package that decide what a training run produces, beside the model's own files."""
+TRAINING_CODE = ("training.py", "recipes.py", "data/dataset.py", "data/loaders.py", "data/idx.py", "data/svhn.py",
+                 "data/celeba.py", "data/transforms.py")
+"""Files of the package that decide what a training run produces, beside the model's own files and their imports."""
 
 MEASUREMENT_CODE: dict[str, tuple[str, ...]] = {
-    "reconstruction": ("metrics", "sampling.py"),
-    "attack": ("attacks", "metrics", "sampling.py"),
-    "fidelity": ("fidelity", "sampling.py"),
-    "downstream": ("downstream.py", "attacks", "sampling.py"),
+    "reconstruction": ("metrics", "sampling.py", "runner/measure.py"),
+    "attack": ("attacks", "metrics", "sampling.py", "runner/measure.py"),
+    "fidelity": ("fidelity", "sampling.py", "runner/measure.py"),
+    "downstream": ("downstream.py", "attacks", "sampling.py", "runner/measure.py"),
 }
 """Files (or folders) of the package that decide each kind of measurement."""
 
@@ -96,9 +97,64 @@ def model_files(cls: type) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
+def _module_file(module: str) -> Path | None:
+    """The file of an aebench module (``aebench.nn.fgsm`` → ``nn/fgsm.py``, a package → its ``__init__.py``)."""
+    parts = module.split(".")[1:]
+    base = PACKAGE.joinpath(*parts)
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _origin(module: str, name: str, seen: frozenset[str] = frozenset()) -> Path | None:
+    """The file that defines ``name`` imported from ``module``: a submodule, or what a package re-exports."""
+    sub = _module_file(f"{module}.{name}")
+    if sub is not None:
+        return sub
+    path = _module_file(module)
+    if path is None or path.name != "__init__.py" or module in seen:
+        return path
+    # A package's __init__ re-exports names from its modules: follow the one that defines ``name``.
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("aebench"):
+            if any((alias.asname or alias.name) == name for alias in node.names):
+                return _origin(node.module, name, seen | {module})
+    return path
+
+
+def _imported_files(path: Path) -> set[Path]:
+    """The aebench files that ``path`` imports (anywhere in it, deferred imports included)."""
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "aebench":
+            for alias in node.names:
+                origin = _origin(node.module, alias.name)
+                if origin is not None:
+                    found.add(origin)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "aebench":
+                    origin = _module_file(alias.name)
+                    if origin is not None:
+                        found.add(origin)
+    return found
+
+
+def import_closure(files: list[Path]) -> list[Path]:
+    """``files`` and every aebench file they import, directly or through others."""
+    todo, seen = list(files), set(files)
+    while todo:
+        for dependency in _imported_files(todo.pop()) - seen:
+            seen.add(dependency)
+            todo.append(dependency)
+    return sorted(seen)
+
+
 def training_fingerprint(model_cls: type) -> str:
     """Fingerprint of the code that trains ``model_cls`` (see the module docstring)."""
-    return fingerprint_files(_expand(TRAINING_CODE) + model_files(model_cls))
+    return fingerprint_files(_expand(TRAINING_CODE) + import_closure(model_files(model_cls)))
 
 
 def measurement_fingerprint(kind: str) -> str:

@@ -1,6 +1,6 @@
 """A small typed registry: the one extension mechanism of aebench.
 
-Models (and later attacks and metrics) are registered under lower_snake names with a decorator.
+Models, attack objectives, optimizers, metrics and datasets are registered under lower_snake names.
 A duplicate name is an error, never a silent overwrite, because a benchmark that quietly shadows a
 baseline reports the wrong model. An unknown name raises with the closest matches.
 """
@@ -27,11 +27,19 @@ class Registry(Generic[T]):
 
     Args:
         kind: What the registry holds ("model", "attack", ...), used in error messages.
+        loader: Called once, before the first lookup or listing, to register what lives outside the package
+            (third-party entry points), so the registry is complete however it is reached.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._loader = loader
+
+    def _load(self) -> None:
+        loader, self._loader = self._loader, None  # cleared first: the loader itself registers through add()
+        if loader is not None:
+            loader()
 
     def register(self, name: str) -> Callable[[T], T]:
         """Return a decorator that registers its argument under ``name``.
@@ -58,6 +66,7 @@ class Registry(Generic[T]):
         self._items[name] = obj
 
     def __getitem__(self, name: str) -> T:
+        self._load()
         try:
             return self._items[name]
         except KeyError:
@@ -70,20 +79,25 @@ class Registry(Generic[T]):
         return f"Unknown {self.kind} {name!r}.{hint} Available: {', '.join(sorted(self._items))}."
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
+        self._load()
         return iter(sorted(self._items))
 
     def __len__(self) -> int:
+        self._load()
         return len(self._items)
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted registered names matching a shell-style ``pattern``."""
+        self._load()
         return sorted(n for n in self._items if fnmatch.fnmatch(n, pattern))
 
     def items(self) -> list[tuple[str, T]]:
         """Sorted (name, object) pairs."""
+        self._load()
         return sorted(self._items.items())
 
 

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from aebench.attacks import ATTACKS, run_attack
 from aebench.attacks._project import rescale_to_ball, sample_d_ball
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 
 
 # ----------------------------------------------------------------------------------------------- model and data

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from aebench.model import MODELS, AutoEncoder
+from aebench.models.base import MODELS, AutoEncoder
 from aebench.models import create_model, list_models
 
 IMAGE_SHAPE = (1, 32, 32)

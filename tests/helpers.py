@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import inspect
+import struct
+from pathlib import Path
 
-from aebench.model import MODELS, AutoEncoder
-from aebench.models import create_model, load_plugins
+import numpy as np
+
+from aebench.models.base import MODELS, AutoEncoder
+from aebench.models import create_model
 
 # Small, dataset-like arguments offered to every model constructor that accepts them.
 TINY_ARGS = {"latent_dim": 8, "num_components": 4, "dataset_size": 1000, "batch_size": 8}
@@ -13,7 +18,24 @@ TINY_ARGS = {"latent_dim": 8, "num_components": 4, "dataset_size": 1000, "batch_
 
 def build_model(name: str, image_shape: tuple[int, int, int] = (1, 32, 32), **extra) -> AutoEncoder:
     """Build a registered model with small dataset-derived arguments."""
-    load_plugins()
     accepted = inspect.signature(MODELS[name]).parameters
     args = {k: v for k, v in TINY_ARGS.items() if k in accepted}
-    return create_model(name, image_shape=image_shape, **args, **extra)
+    return create_model(name, image_shape=image_shape, **{**args, **extra})
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    """Serialise a uint8 array as an IDX file (written independently of the reader under test)."""
+    header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}i", *arr.shape)
+    return header + arr.astype(np.uint8).tobytes()
+
+
+def write_idx(folder: Path, split: str, images: np.ndarray, labels: np.ndarray, gz: bool) -> tuple[Path, Path]:
+    prefix = "train" if split == "train" else "t10k"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for stem, arr in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+        data = idx_bytes(arr)
+        path = folder / (stem + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(data) if gz else data)
+        out.append(path)
+    return out[0], out[1]

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from aebench.attacks import ATTACKS, DEFAULT_OPTIMIZER, OPTIMIZERS, run_attack
 from aebench.attacks._project import clamp_box, l2_norms, project, rescale_to_ball, sample_d_ball
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 
 SHAPE = (1, 16, 16)
 N_PIX = math.prod(SHAPE)

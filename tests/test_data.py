@@ -33,26 +33,10 @@ from aebench.registry import UnknownNameError
 
 FMNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 
+from tests.helpers import idx_bytes, write_idx  # noqa: E402
+
 
 # ----------------------------------------------------------------------------------------------------------- helpers
-def idx_bytes(arr: np.ndarray) -> bytes:
-    """Serialise a uint8 array as an IDX file (written independently of the reader under test)."""
-    header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}i", *arr.shape)
-    return header + arr.astype(np.uint8).tobytes()
-
-
-def write_idx(folder: Path, split: str, images: np.ndarray, labels: np.ndarray, gz: bool) -> tuple[Path, Path]:
-    prefix = "train" if split == "train" else "t10k"
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for stem, arr in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
-        data = idx_bytes(arr)
-        path = folder / (stem + (".gz" if gz else ""))
-        path.write_bytes(gzip.compress(data) if gz else data)
-        out.append(path)
-    return out[0], out[1]
-
-
 def pil_resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
 

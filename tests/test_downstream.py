@@ -16,7 +16,7 @@ from aebench.downstream import (
     train_latent_classifier,
     trial_accuracies,
 )
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 from aebench.sampling import attack_generator, cell_images
 from tests.helpers import build_model
 

@@ -27,7 +27,7 @@ from aebench.fidelity import (
 from aebench.fidelity import classifier as fc
 from aebench.fidelity import classifier_distance as fd_module
 from aebench.fidelity import inception as inception_module
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 
 
 def _scipy_frechet(mu1, s1, mu2, s2) -> float:

@@ -140,3 +140,47 @@ def test_fgsm_increases_latent_distance_over_its_random_start():
     with torch.no_grad():
         adv_dist = (model.encode(x_adv) - z).norm(dim=1)
     assert adv_dist.mean() > 1.5 * random_dist.mean()
+
+
+def test_cross_covariance_free_leaves_the_cross_blocks_out_of_the_loss():
+    from aebench.nn import dae_losses
+    from aebench.nn.gmm_prior import GMMPrior
+
+    prior = GMMPrior(4, 4)
+    z = prior.sample(2000, torch.Generator().manual_seed(0))
+    independent = prior.sample(2000, torch.Generator().manual_seed(1))
+    # Identical codes have cross-covariance Σ; independent ones ≈ 0. The free reading cannot tell them apart.
+    free_same = dae_losses.block_covariance_loss(z, z, prior)
+    free_indep = dae_losses.block_covariance_loss(z, independent, prior)
+    expected = 0.5 * (dae_losses.covariance_loss(z, prior) + dae_losses.covariance_loss(independent, prior))
+    torch.testing.assert_close(free_indep, expected)
+    torch.testing.assert_close(free_same, dae_losses.covariance_loss(z, prior))
+    # The literal eq. 8 pushes the cross block towards 0: identical codes cost about mean(Σ²)/2 more.
+    sigma = prior.covariance()
+    zero_same = dae_losses.coupled_covariance_loss(z, z, prior, 0.0)
+    zero_indep = dae_losses.coupled_covariance_loss(z, independent, prior, 0.0)
+    assert zero_same - zero_indep == pytest.approx(sigma.pow(2).mean().item() / 2, rel=0.1)
+
+
+def test_the_two_readings_and_the_weight_coupling_are_model_arguments():
+    from tests.helpers import build_model
+
+    literal = build_model("augmented_gmm_dae")
+    free = build_model("augmented_gmm_dae", cross_covariance="free", ks_form="split")
+    assert (literal.cross_covariance, literal.ks_form, literal.lambda_cv_coupling) == ("zero", "pooled", "alpha")
+    x = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    terms = free.loss(x)
+    assert set(terms) == {"loss", "rec", "ks", "cv"} and torch.isfinite(terms["loss"])
+    paper = {"latent_dim": 10, "num_components": 10, "batch_size": 100}  # the Fashion-MNIST setting
+    coupled = build_model("robust_gmm_dae", **paper)
+    at_zero = build_model("robust_gmm_dae", **paper, lambda_cv_coupling="zero")
+    augmented = build_model("augmented_gmm_dae", **paper)
+    # λ_CV with α = 0 is the augmented model's weight; with the model's α = 0.5 it is about 2.4 times smaller.
+    assert at_zero.weight_cv.item() == pytest.approx(augmented.weight_cv.item())
+    assert coupled.weight_cv.item() == pytest.approx(0.436, abs=0.01)
+    assert at_zero.weight_cv.item() == pytest.approx(1.067, abs=0.02)
+    with pytest.raises(ValueError, match="would have no effect"):
+        build_model("robust_gmm_dae", cross_covariance="free")
+    with pytest.raises(ValueError, match="cross_covariance must be"):
+        build_model("augmented_gmm_dae", cross_covariance="none")

@@ -36,7 +36,7 @@ def test_names_are_lower_snake_and_filterable():
 
 def test_models_registry_has_the_dae_family_and_entry_points(monkeypatch):
     import aebench.models as models_pkg
-    from aebench.model import AutoEncoder
+    from aebench.models.base import AutoEncoder
 
     class PluginAE(AutoEncoder):
         description = "third-party test model"
@@ -53,10 +53,24 @@ def test_models_registry_has_the_dae_family_and_entry_points(monkeypatch):
         def load(self):
             return PluginAE
 
+    from aebench.models import base
+
     monkeypatch.setattr(models_pkg, "_plugins_loaded", False)
+    monkeypatch.setattr(models_pkg.MODELS, "_loader", base._load_entry_points)  # as on a fresh import
     monkeypatch.setattr(models_pkg, "entry_points", lambda group: [FakeEntryPoint()] if group == "aebench.models" else [])
     try:
+        assert "plugin_ae" in models_pkg.MODELS  # any first use of the registry loads the entry points
         names = models_pkg.list_models()
         assert {"gmm_dae", "augmented_gmm_dae", "robust_gmm_dae", "plugin_ae"} <= set(names)
     finally:
         models_pkg.MODELS._items.pop("plugin_ae", None)
+
+
+@pytest.mark.parametrize("module", ["aebench", "aebench.models", "aebench.models.base", "aebench.models.vae"])
+def test_the_registry_is_complete_whichever_module_it_is_imported_from(module):
+    import subprocess
+    import sys
+
+    code = f"import {module}; from aebench.models.base import MODELS; print(len(MODELS))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "9"

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from aebench.attacks._project import rescale_to_ball
 from aebench.attacks.objectives import AttackObjective
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 
 
 @dataclass

@@ -28,7 +28,7 @@ from aebench.attacks.lbfgs import lbfgs
 from aebench.attacks.noise import noise
 from aebench.attacks.objectives import ATTACKS
 from aebench.attacks.pgd import pgd
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 from aebench.registry import Registry
 from aebench.utils import eval_mode
 

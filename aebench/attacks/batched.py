@@ -14,7 +14,7 @@ from torch import Tensor
 
 from aebench.attacks.api import run_attack
 from aebench.attacks.objectives import ATTACKS
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 
 
 def attack_in_chunks(model: AutoEncoder, x: Tensor, target: Tensor | None, *, attack: str, optimizer: str,

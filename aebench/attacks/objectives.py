@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 from aebench.registry import Registry
 
 

@@ -24,7 +24,7 @@ from torch import Tensor
 from aebench.data import ImageDataset, load_dataset
 from aebench.fidelity.classifier import FeatureClassifier, get_feature_classifier
 from aebench.fidelity.frechet import feature_statistics, frechet_distance
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 from aebench.progress import SILENT, ProgressLog
 
 __all__ = ["classifier_features", "fd_classifier"]

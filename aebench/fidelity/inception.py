@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from aebench.data import load_dataset
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 
 __all__ = ["INCEPTION_FILES", "InceptionUnavailableError", "fid_inception", "require_inception"]
 

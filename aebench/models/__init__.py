@@ -1,10 +1,10 @@
-"""Model registry access: ``create_model``, ``list_models`` and plugin loading.
+"""The models: the interface (:mod:`aebench.models.base`), one file per model family, and registry access.
 
-Every module in this package is a model file; :func:`load_plugins` imports them all (the one
-deliberate import side effect of aebench: each module registers its classes with
-``@MODELS.register``), so adding a model never means editing a list. Third-party packages add
-models through the entry-point group ``aebench.models``; an entry point may name a module (imported
-for its registrations) or an ``AutoEncoder`` subclass (registered under the entry point's name).
+Importing this package imports every module in it (the one deliberate import side effect of aebench: each model
+file registers its classes with ``@MODELS.register``), so adding a model never means editing a list. Third-party
+packages add models through the entry-point group ``aebench.models``, loaded the first time the registry is used;
+an entry point may name a module (imported for its registrations) or an ``AutoEncoder`` subclass (registered under
+the entry point's name).
 """
 
 from __future__ import annotations
@@ -14,20 +14,25 @@ import pkgutil
 from importlib.metadata import entry_points
 from typing import Any
 
-from aebench.model import MODELS, AutoEncoder
+from aebench.models.base import MODELS, AutoEncoder
+
 ENTRY_POINT_GROUP = "aebench.models"
 _plugins_loaded = False
 
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
 
 def load_plugins() -> None:
-    """Import built-in models and third-party entry points once."""
+    """Register the models of installed packages (entry-point group ``aebench.models``) once.
+
+    The registry calls this itself before its first lookup; calling it again does nothing.
+    """
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
@@ -47,7 +52,6 @@ def create_model(name: str, **model_args: Any) -> AutoEncoder:
         KeyError: If ``name`` is not registered (the message lists close matches).
         TypeError: If an argument is not accepted by the model's constructor.
     """
-    load_plugins()
     cls = MODELS[name]
     try:
         model = cls(**model_args)
@@ -60,7 +64,6 @@ def create_model(name: str, **model_args: Any) -> AutoEncoder:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style pattern, sorted."""
-    load_plugins()
     return MODELS.names(pattern)
 
 

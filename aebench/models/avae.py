@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from aebench.model import MODELS
+from aebench.models.base import MODELS
 from aebench.models.vae import GaussianVAE
 from aebench.nn.gaussian import LOG_2PI, kl_standard_normal, reparameterize
 

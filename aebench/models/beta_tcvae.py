@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from aebench.model import MODELS
+from aebench.models.base import MODELS
 from aebench.models.vae import GaussianVAE
 from aebench.nn.gaussian import gaussian_log_density, reparameterize
 

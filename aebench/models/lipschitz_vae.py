@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aebench.model import MODELS, AutoEncoder
+from aebench.models.base import MODELS, AutoEncoder
 from aebench.models.vae import GaussianVAE
 from aebench.nn.gaussian import check_likelihood
 from aebench.nn.lipschitz import LipschitzMLP

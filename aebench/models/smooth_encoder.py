@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from aebench.model import MODELS
+from aebench.models.base import MODELS
 from aebench.models.vae import GaussianVAE
 from aebench.nn.gaussian import reparameterize
 

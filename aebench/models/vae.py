@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from aebench.model import MODELS, AutoEncoder
+from aebench.models.base import MODELS, AutoEncoder
 from aebench.nn.gaussian import (
     GaussianHead,
     check_likelihood,

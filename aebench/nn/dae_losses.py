@@ -71,6 +71,16 @@ def coupled_covariance_loss(z: Tensor, z_adv: Tensor, prior: GMMPrior, coupling:
     return (empirical_covariance(joint) - coupled_covariance_target(prior, coupling)).pow(2).mean()
 
 
+def block_covariance_loss(z: Tensor, z_adv: Tensor, prior: GMMPrior) -> Tensor:
+    """Covariance loss of z and of z_adv, each against Σ_GMM, the cross blocks left out of the loss.
+
+    The reading of the paper's prose for the augmented model ("regularize ... independently, ignoring
+    cross-covariance"): the mean over the two diagonal D×D blocks of the joint loss, so the encoder is free to
+    correlate its clean and adversarial codes in any way.
+    """
+    return 0.5 * (covariance_loss(z, prior) + covariance_loss(z_adv, prior))
+
+
 def estimate_loss_weight(
     loss_fn: Callable[[Tensor, Tensor], Tensor],
     prior: GMMPrior,

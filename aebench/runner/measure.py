@@ -22,7 +22,7 @@ from aebench.data import ImageDataset, load_dataset
 from aebench.downstream import downstream_accuracy, train_latent_classifier
 from aebench.metrics import METRICS, AttackOutcome
 from aebench.metrics.reconstruction import reconstruction_mse
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 from aebench.progress import ProgressLog
 from aebench.runner.plan import NOISE_OPTIMIZER, Measurement
 from aebench.sampling import CellImages, attack_generator, cell_images

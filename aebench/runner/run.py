@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from aebench.checkpoint import CheckpointError, load_model, read_metadata
-from aebench.model import AutoEncoder
+from aebench.models.base import AutoEncoder
 from aebench.progress import ProgressLog, format_seconds
 from aebench.provenance import new_run_id, now, run_record, write_run_record
 from aebench.results import ResultsError, Row, error_path, examples_path, read_measurement, rows_path, write_rows
