@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file, safe_open
+from safetensors.torch import load_file, safe_open, save_file
 
-from aebench.models.base import AutoEncoder
 from aebench.models import create_model
+from aebench.models.base import AutoEncoder
 from aebench.provenance import git_hash, package_versions
 from aebench.utils import atomic_write, jsonable
 

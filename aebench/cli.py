@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -35,8 +34,10 @@ def ls_models(pattern: str = typer.Argument("*", help="Shell-style filter, e.g. 
 
 
 def _command_line_training(epochs: int | None, batch_size: int | None, lr: float | None) -> dict[str, object]:
-    """Training settings given on the command line; options left out are not a layer (they must not replace a
-    suite's or a recipe's value)."""
+    """Training settings given on the command line; options left out are not a layer.
+
+    An option that was not given must not replace a suite's or a recipe's value (the bug this once was).
+    """
     return {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
 
 
@@ -49,14 +50,15 @@ LR_HELP = "Replace the learning rate of every model."
 def train(
     model: str = typer.Argument(..., help="Registered model name (see `aebench ls models`)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name (see `aebench data ls`)."),
-    epochs: Optional[int] = typer.Option(None, help="Override the recipe's epochs."),
-    batch_size: Optional[int] = typer.Option(None, help="Override the recipe's batch size."),
-    lr: Optional[float] = typer.Option(None, help="Override the recipe's learning rate."),
+    epochs: int | None = typer.Option(None, help="Override the recipe's epochs."),
+    batch_size: int | None = typer.Option(None, help="Override the recipe's batch size."),
+    lr: float | None = typer.Option(None, help="Override the recipe's learning rate."),
     seed: int = typer.Option(0, help="Seed for initialisation, batch order and training noise."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ... (auto: cuda when available)."),
-    recipe: Optional[Path] = typer.Option(None, help="Recipe YAML (default: baselines/MODEL.yaml)."),
-    run_dir: Optional[Path] = typer.Option(None, help="Output folder (default: runs/MODEL-DATASET-sSEED); resumed if it exists."),
-    data_root: Optional[Path] = typer.Option(None, envvar="AEBENCH_DATA", help="Folder with the dataset files."),
+    recipe: Path | None = typer.Option(None, help="Recipe YAML (default: baselines/MODEL.yaml)."),
+    run_dir: Path | None = typer.Option(None, help="Output folder (default: runs/MODEL-DATASET-sSEED); resumed if "
+                                        "it holds this configuration."),
+    data_root: Path | None = typer.Option(None, envvar="AEBENCH_DATA", help="Folder with the dataset files."),
 ) -> None:
     """Train a model, writing a checkpoint per epoch and a sample grid; prints the test reconstruction MSE."""
     from aebench.config import resolve_training
@@ -106,11 +108,11 @@ def _plan_or_fail(suite, command_line: dict[str, object]):
 def validate(
     suite_path: Path = typer.Argument(..., metavar="SUITE", help="Suite YAML file."),
     explain: bool = typer.Option(False, "--explain", help="Print every setting of every cell and where it came from."),
-    epochs: Optional[int] = typer.Option(None, help=EPOCHS_HELP),
-    batch_size: Optional[int] = typer.Option(None, help=BATCH_HELP),
-    lr: Optional[float] = typer.Option(None, help=LR_HELP),
+    epochs: int | None = typer.Option(None, help=EPOCHS_HELP),
+    batch_size: int | None = typer.Option(None, help=BATCH_HELP),
+    lr: float | None = typer.Option(None, help=LR_HELP),
 ) -> None:
-    """Check a suite (keys, types, names, budgets, data and checkpoint files) and resolve every cell, computing nothing."""
+    """Check a suite (keys, types, names, budgets, data and checkpoint files) and resolve every cell, computing none."""
     from aebench.runner import explain_cell
 
     suite = _load_suite_or_fail(suite_path)
@@ -132,13 +134,13 @@ def validate(
 def run(
     suite_path: Path = typer.Argument(..., metavar="SUITE", help="Suite YAML file."),
     shard: str = typer.Option("0/1", help="Run only cells i, i+N, i+2N, ... of the suite (i/N, 0-based)."),
-    output: Optional[Path] = typer.Option(None, help="Override the suite's output folder."),
+    output: Path | None = typer.Option(None, help="Override the suite's output folder."),
     report: bool = typer.Option(True, help="Render tables and figures when the run ends."),
     reuse_stale: bool = typer.Option(False, "--reuse-stale", help="Keep models and measurements computed by other "
                                      "code (a changed code fingerprint); their rows say so."),
-    epochs: Optional[int] = typer.Option(None, help=EPOCHS_HELP),
-    batch_size: Optional[int] = typer.Option(None, help=BATCH_HELP),
-    lr: Optional[float] = typer.Option(None, help=LR_HELP),
+    epochs: int | None = typer.Option(None, help=EPOCHS_HELP),
+    batch_size: int | None = typer.Option(None, help=BATCH_HELP),
+    lr: float | None = typer.Option(None, help=LR_HELP),
 ) -> None:
     """Train or load every model of a suite, measure it, and write tidy rows, tables and figures.
 
@@ -178,7 +180,7 @@ def run(
         raise typer.Exit(code=1)
 
 
-def _render(run_dir: Path, out_dir: Optional[Path], show: bool) -> None:
+def _render(run_dir: Path, out_dir: Path | None, show: bool) -> None:
     from aebench.report import render_report
 
     result = render_report(run_dir, out_dir)
@@ -198,7 +200,7 @@ def _render(run_dir: Path, out_dir: Optional[Path], show: bool) -> None:
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="Output folder of `aebench run`."),
-    out: Optional[Path] = typer.Option(None, help="Where to write (default RUN_DIR/report)."),
+    out: Path | None = typer.Option(None, help="Where to write (default RUN_DIR/report)."),
 ) -> None:
     """Render the suite's tables (LaTeX + Markdown), figures and results.csv from a run folder, re-running nothing."""
     try:

@@ -117,7 +117,8 @@ def resolve_recipe(model: str, recipe: str | None = None) -> Path | None:
         return find_recipe(model)
     path = Path(recipe) if recipe.endswith((".yaml", ".yml")) else find_recipe(recipe)
     if path is None or not path.is_file():
-        raise RecipeError(f"Recipe {recipe!r} of model {model!r} not found (searched {[str(p) for p in recipe_search_paths()]}).")
+        searched = [str(p) for p in recipe_search_paths()]
+        raise RecipeError(f"Recipe {recipe!r} of model {model!r} not found (searched {searched}).")
     return path
 
 
@@ -166,7 +167,8 @@ def load_recipe(model: str, dataset: str, path: str | Path | None = None) -> Rec
     per_dataset = blocks.get(dataset) or {}
     unknown = set(per_dataset) - _DATASET_KEYS
     if unknown:
-        raise RecipeError(f"{file}: datasets.{dataset} has unknown keys {sorted(unknown)}; allowed: {sorted(_DATASET_KEYS)}.")
+        raise RecipeError(f"{file}: datasets.{dataset} has unknown keys {sorted(unknown)}; "
+                          f"allowed: {sorted(_DATASET_KEYS)}.")
     dataset_args = copy.deepcopy(per_dataset.get("model_args") or {})
     if not isinstance(dataset_args, dict):
         raise RecipeError(f"{file}: datasets.{dataset}.model_args must be a mapping of constructor arguments.")

@@ -20,8 +20,8 @@ from aebench.config import TrainingConfig, differences
 from aebench.data import ImageDataset, load_dataset
 from aebench.images import save_image_grid
 from aebench.metrics.reconstruction import reconstruction_mse
-from aebench.models.base import AutoEncoder
 from aebench.models import create_model
+from aebench.models.base import AutoEncoder
 from aebench.progress import SILENT, ProgressLog
 from aebench.recipes import TrainingSettings
 from aebench.utils import atomic_write_text, pick_device

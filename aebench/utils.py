@@ -129,7 +129,8 @@ def check_writable(folder: str | Path, what: str, min_free_mb: float = 50.0) -> 
     except OSError as err:
         return f"{what} {folder} is not writable ({err.strerror or err}); choose another path or fix its permissions."
     if free_mb < min_free_mb:
-        return f"{what} {folder} has only {free_mb:.0f} MB free (at least {min_free_mb:.0f} MB needed); free some space."
+        return (f"{what} {folder} has only {free_mb:.0f} MB free (at least {min_free_mb:.0f} MB needed); free some "
+                "space.")
     return None
 
 

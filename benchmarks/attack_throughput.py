@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import math
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +161,8 @@ def per_image_lbfgs(model: AutoEncoder, x: Tensor, target: Tensor | None, attack
 
         x64 = xi.double().flatten().numpy()
         v0 = sample_d_ball(tuple(xi.shape), budget, gen).double().flatten().numpy()
-        v, _, _ = fmin_l_bfgs_b(fun, v0, bounds=list(zip(-x64, 1.0 - x64)), m=objective.lbfgs_history, factr=10,
+        bounds = list(zip(-x64, 1.0 - x64, strict=True))
+        v, _, _ = fmin_l_bfgs_b(fun, v0, bounds=bounds, m=objective.lbfgs_history, factr=10,
                                 pgtol=objective.lbfgs_pgtol)
         delta = rescale_to_ball(torch.from_numpy(v).float().view_as(xi), budget)
         with torch.no_grad():
@@ -236,13 +237,13 @@ def main() -> None:
             tgt = target if ATTACKS[attack].needs_target else None
             rows: list[Measurement] = []
             if not args.skip_per_image:
-                rows.append(measure("per-image L-BFGS-B (authors)",
-                                    lambda: per_image_lbfgs(model, x, tgt, attack, budget, args.seed), model, len(x)))
+                rows.append(measure("per-image L-BFGS-B (authors)", functools.partial(
+                    per_image_lbfgs, model, x, tgt, attack, budget, args.seed), model, len(x)))
             for label, optimizer, options in variants:
                 gen = torch.Generator().manual_seed(args.seed)
-                rows.append(measure(label, lambda: run_attack(model, x, attack=attack, budget=budget,
-                                                              optimizer=optimizer, target=tgt, generator=gen,
-                                                              **options).objective, model, len(x)))
+                call = functools.partial(run_attack, model, x, attack=attack, budget=budget, optimizer=optimizer,
+                                         target=tgt, generator=gen, **options)
+                rows.append(measure(label, lambda call=call: call().objective, model, len(x)))
             gen = torch.Generator().manual_seed(args.seed)
             noise = float(run_attack(model, x, attack=attack, budget=budget, optimizer="noise", target=tgt,
                                      generator=gen).objective.mean())

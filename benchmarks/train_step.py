@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import torch
 
-from aebench.models.base import MODELS, AutoEncoder
 from aebench.models import create_model, list_models
+from aebench.models.base import MODELS, AutoEncoder
 
 IMAGE_SHAPE = (1, 32, 32)
 # What the trainer offers for MNIST-like data (DESIGN.md: D = K = 10, 60,000 training images).

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aebench.models.base import MODELS, AutoEncoder
 from aebench.models import create_model
+from aebench.models.base import MODELS, AutoEncoder
 
 # Small, dataset-like arguments offered to every model constructor that accepts them.
 TINY_ARGS = {"latent_dim": 8, "num_components": 4, "dataset_size": 1000, "batch_size": 8}

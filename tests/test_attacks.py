@@ -32,7 +32,8 @@ class MLPAutoEncoder(AutoEncoder):
         super().__init__(SHAPE, latent_dim)
         torch.manual_seed(seed)
         norm: list[nn.Module] = [nn.BatchNorm1d(hidden)] if batch_norm else []
-        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(N_PIX, hidden), *norm, nn.Tanh(), nn.Linear(hidden, latent_dim))
+        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(N_PIX, hidden), *norm, nn.Tanh(),
+                                 nn.Linear(hidden, latent_dim))
         self.dec = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, N_PIX), nn.Sigmoid())
 
     def encode(self, x: Tensor) -> Tensor:

@@ -21,7 +21,8 @@ def _invoke(*args: str):
 
 def test_an_unknown_device_is_a_clear_error():
     result = _invoke("train", "gmm_dae", "--dataset", "fashion_mnist_mini", "--device", "gpu", "--epochs", "1")
-    assert result.exit_code == 2 and "--device 'gpu' is not a device; use auto, cpu, cuda, cuda:N or mps" in result.output
+    assert result.exit_code == 2
+    assert "--device 'gpu' is not a device; use auto, cpu, cuda, cuda:N or mps" in result.output
 
 
 def test_explain_shows_every_setting_and_where_it_came_from(tmp_path):

@@ -86,7 +86,8 @@ def test_ks_and_pair_losses_equal_numpy(prior):
     pooled = L.pooled_ks_loss(torch.tensor(z), torch.tensor(z_adv), dtype_prior).item()
     assert pooled == pytest.approx(ks(np.concatenate([z, z_adv])), rel=1e-8)
     pair = np.mean((cdf(np.sort(z, axis=0)) - cdf(np.sort(z_adv, axis=0))) ** 2)
-    assert L.two_point_ks_loss(torch.tensor(z), torch.tensor(z_adv), dtype_prior).item() == pytest.approx(pair, rel=1e-8)
+    value = L.two_point_ks_loss(torch.tensor(z), torch.tensor(z_adv), dtype_prior).item()
+    assert value == pytest.approx(pair, rel=1e-8)
 
 
 def test_network_parameter_counts_match_the_authors_nets():

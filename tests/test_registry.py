@@ -57,7 +57,8 @@ def test_models_registry_has_the_dae_family_and_entry_points(monkeypatch):
 
     monkeypatch.setattr(models_pkg, "_plugins_loaded", False)
     monkeypatch.setattr(models_pkg.MODELS, "_loader", base._load_entry_points)  # as on a fresh import
-    monkeypatch.setattr(models_pkg, "entry_points", lambda group: [FakeEntryPoint()] if group == "aebench.models" else [])
+    monkeypatch.setattr(models_pkg, "entry_points",
+                        lambda group: [FakeEntryPoint()] if group == "aebench.models" else [])
     try:
         assert "plugin_ae" in models_pkg.MODELS  # any first use of the registry loads the entry points
         names = models_pkg.list_models()

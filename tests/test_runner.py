@@ -22,7 +22,8 @@ SUITE = {
     "name": "tiny",
     "version": 1,
     "datasets": ["fashion_mnist_mini"],
-    "models": [{"name": "gmm_dae"}, {"name": "robust_gmm_dae", "label": "robust_a025", "overrides": {"coupling": 0.25}}],
+    "models": [{"name": "gmm_dae"},
+               {"name": "robust_gmm_dae", "label": "robust_a025", "overrides": {"coupling": 0.25}}],
     "training": {"epochs": 1, "batch_size": 500},
     "attacks": [{"name": "latent", "optimizer": "pgd", "budgets": [0.5, 2], "options": {"steps": 3, "restarts": 1}},
                 {"name": "max_damage", "optimizer": "pgd", "budgets": [1], "options": {"steps": 3, "restarts": 1}}],
@@ -183,7 +184,8 @@ def test_a_model_that_cannot_be_trained_fails_its_measurements_and_the_other_cel
     monkeypatch.setattr(run_module, "obtain_model", flaky)
     suite = _suite(tmp_path, "nomodel")
     summary = run_suite(suite, progress=_silent())
-    assert len(summary.failed) == 1 + ATTACKS and all(k.startswith("fashion_mnist_mini__gmm_dae") for k in summary.failed)
+    assert len(summary.failed) == 1 + ATTACKS
+    assert all(k.startswith("fashion_mnist_mini__gmm_dae") for k in summary.failed)
     assert all("model: RuntimeError: simulated out-of-memory" == v for v in summary.failed.values())
     assert len(summary.finished) == 1 + ATTACKS
 

@@ -72,7 +72,7 @@ def test_resume_continues_from_the_saved_epoch_and_matches_an_uninterrupted_run(
     resumed = training.train(split, run_dir=tmp_path / "split")
     history = [json.loads(line) for line in (tmp_path / "split" / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
-    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -118,7 +118,7 @@ def test_a_crash_between_the_epoch_files_still_resumes_exactly(tiny_data, tmp_pa
     monkeypatch.setattr(training, "save_checkpoint", real_save)
     resumed = _train("gmm_dae", tmp_path / "crash", seed=2, epochs=3, batch_size=20)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
-    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match=r"training\.epochs: 3 \(saved\) vs 2 \(now\)"):
         _train("gmm_dae", tmp_path / "crash", seed=2, epochs=2, batch_size=20)

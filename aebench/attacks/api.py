@@ -96,7 +96,8 @@ def _check_images(name: str, images: object, model: AutoEncoder) -> Tensor:
         raise TypeError(f"{name} must be a float tensor with values in [0, 1], got dtype {images.dtype}.")
     expected = getattr(model, "image_shape", None)
     if expected is not None and tuple(images.shape[1:]) != tuple(expected):
-        raise ValueError(f"{name} has images of shape {tuple(images.shape[1:])}, but the model reads {tuple(expected)}.")
+        raise ValueError(f"{name} has images of shape {tuple(images.shape[1:])}, but the model reads "
+                         f"{tuple(expected)}.")
     if images.numel() and not torch.isfinite(images).all():
         raise ValueError(f"{name} contains NaN or infinite values.")
     if images.numel() and (images.min() < 0 or images.max() > 1):

@@ -91,7 +91,8 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     return torch.linalg.vecdot(a, b)
 
 
-def _two_loop(grad: Tensor, s: Tensor, y: Tensor, rho: Tensor, valid: Tensor, gamma: Tensor, order: list[int]) -> Tensor:
+def _two_loop(grad: Tensor, s: Tensor, y: Tensor, rho: Tensor, valid: Tensor, gamma: Tensor,
+              order: list[int]) -> Tensor:
     """H·grad per row by the L-BFGS two-loop recursion; ``order`` lists memory slots newest first.
 
     Rows whose pair in a slot is invalid (skipped or reset) ignore that slot through ``valid``. The recursion is

@@ -1,5 +1,7 @@
-"""The attack objectives of Saseendran et al., "Trading off Image Quality for Robustness is not Necessary with
-Regularized Deterministic Autoencoders" (NeurIPS 2022), both minimised over ‖δ‖₂ ≤ λ, x + δ ∈ [0, 1]:
+"""The attack objectives of Saseendran et al. (NeurIPS 2022), minimised over ‖δ‖₂ ≤ λ, x + δ ∈ [0, 1].
+
+Saseendran et al., "Trading off Image Quality for Robustness is not Necessary with Regularized Deterministic
+Autoencoders" (NeurIPS 2022):
 
 - ``latent`` (eq. 12): ‖g(x + δ) − g(x_t)‖₂, pull the code of the attacked image onto a target's code.
 - ``max_damage`` (eq. 13): −‖f(g(x + δ)) − f(g(x))‖₂, push the reconstruction as far as possible from the clean

@@ -60,7 +60,8 @@ def pgd(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"pgd option {name} must be a positive integer, got {value!r}.")
     if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"pgd option step_size must be a positive number (a fraction of the budget), got {step_size!r}.")
+        raise ValueError(f"pgd option step_size must be a positive number (a fraction of the budget), got "
+                         f"{step_size!r}.")
     if schedule not in SCHEDULES:
         raise ValueError(f"pgd option schedule must be one of {SCHEDULES}, got {schedule!r}.")
 

@@ -34,7 +34,7 @@ ESTIMATORS: tuple[str, ...] = ("mss", "mws")
 def mss_log_weights(
     batch_size: int, dataset_size: int, device: torch.device | None = None, dtype: torch.dtype = torch.float64
 ) -> Tensor:
-    """log W of minibatch stratified sampling, a (B, B) matrix whose rows sum to 1 in probability space.
+    """Log W of minibatch stratified sampling, a (B, B) matrix whose rows sum to 1 in probability space.
 
     With M = B − 1: W[i, i] = 1/N (the sample's own posterior), W[i, (i+1) mod B] = (N − M)/(N·M)
     (the stratum standing for the rest of the data set) and every other entry 1/M.

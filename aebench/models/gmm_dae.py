@@ -148,7 +148,7 @@ class GMMDAE(AutoEncoder):
             self.register_buffer(f"weight_{name}", torch.tensor(value))
 
     def encode(self, x: Tensor) -> Tensor:
-        """z = g(x), deterministic (no latent noise outside ``loss``)."""
+        """Z = g(x), deterministic (no latent noise outside ``loss``)."""
         return self.encoder(x)
 
     def decode(self, z: Tensor) -> Tensor:

@@ -84,7 +84,7 @@ class GaussianVAE(AutoEncoder):
         return self.decoder(z)
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n draws from the N(0, I) prior (on the CPU when ``generator`` is a CPU generator)."""
+        """N draws from the N(0, I) prior (on the CPU when ``generator`` is a CPU generator)."""
         device = generator.device if generator is not None else self.device
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 

@@ -46,7 +46,7 @@ class GaussianHead(nn.Module):
 
 
 def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
-    """z = μ + σ ⊙ ε with ε ~ N(0, I); σ = exp(½ log σ²) is the standard deviation (not the variance)."""
+    """Z = μ + σ ⊙ ε with ε ~ N(0, I); σ = exp(½ log σ²) is the standard deviation (not the variance)."""
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
@@ -75,7 +75,7 @@ def bernoulli_nll(probs: Tensor, x: Tensor) -> Tensor:
 
 
 def continuous_bernoulli_log_normalizer(probs: Tensor) -> Tensor:
-    """log C(λ) with C(λ) = 2·artanh(1 − 2λ) / (1 − 2λ) and C(½) = 2, element-wise.
+    """Log C(λ) with C(λ) = 2·artanh(1 − 2λ) / (1 − 2λ) and C(½) = 2, element-wise.
 
     Near λ = ½ the exact form is 0/0, so it uses artanh(t)/t = 1 + t²/3 + t⁴/5 + O(t⁶) there; the
     exact branch is evaluated at a safe t so that its (unused) gradient is never NaN.

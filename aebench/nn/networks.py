@@ -91,7 +91,7 @@ def build_decoder(image_shape: tuple[int, int, int], latent_dim: int) -> nn.Modu
     top = CONV_CHANNELS[-1]
     layers = [nn.Linear(latent_dim, top * side * side), nn.ReLU(), _Unflatten((top, side, side))]
     channels = list(reversed(CONV_CHANNELS))
-    for c_in, c_out in zip(channels[:-1], channels[1:]):
+    for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
         layers += _conv_block(c_in, c_out, bn_after_relu=kind == "celeba", transpose=True)
     layers += [nn.ConvTranspose2d(channels[-1], image_shape[0], 4, stride=2, padding=1), nn.Sigmoid()]
     return nn.Sequential(*layers)

@@ -27,7 +27,7 @@ def figure_attack_loss(summary: pd.DataFrame, dataset: str, optimizer: str, path
     if not attacks:
         return []
     fig, axes = plt.subplots(1, len(attacks), figsize=(4.5 * len(attacks), 3.4), squeeze=False)
-    for ax, attack in zip(axes[0], attacks):
+    for ax, attack in zip(axes[0], attacks, strict=True):
         for model, group in part[part.attack == attack].groupby("model", sort=False):
             group = group.sort_values("budget")
             ax.plot(group.budget, group["mean"], marker="o", label=model)

@@ -132,7 +132,8 @@ def _outcome(ctx: CellContext, images: CellImages, attack: str, x_adv: Tensor, o
     from aebench.attacks import ATTACKS
 
     def reconstruct(x: Tensor) -> Tensor:
-        return torch.cat([ctx.model.reconstruct(x[i : i + chunk].to(ctx.device)).cpu() for i in range(0, len(x), chunk)])
+        return torch.cat([ctx.model.reconstruct(x[i : i + chunk].to(ctx.device)).cpu()
+                          for i in range(0, len(x), chunk)])
 
     target = images.target if ATTACKS[attack].needs_target else None
     return AttackOutcome(attack=attack, x=images.x, x_adv=x_adv, recon=reconstruct(images.x),

@@ -48,8 +48,10 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One attack (objective) with its optimizer (default :data:`aebench.attacks.DEFAULT_OPTIMIZER`), budgets λ
-    and optimizer options."""
+    """One attack (objective) with its optimizer, budgets λ and optimizer options.
+
+    The validator fills in :data:`aebench.attacks.DEFAULT_OPTIMIZER` when a suite names no optimizer.
+    """
 
     name: str
     optimizer: str

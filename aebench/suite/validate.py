@@ -264,10 +264,12 @@ def _parse_attacks(raw: dict, problems: Problems) -> list[AttackSpec]:
     specs, seen = [], set()
     for where, entry in _named_entries(raw, "attacks", _ATTACK_KEYS, problems):
         if entry["name"] not in ATTACKS:
-            problems.add(f"{where}.name", f"unknown attack {entry['name']!r}.{did_you_mean(entry['name'], list(ATTACKS))}")
+            problems.add(f"{where}.name",
+                         f"unknown attack {entry['name']!r}.{did_you_mean(entry['name'], list(ATTACKS))}")
         optimizer = entry.get("optimizer", DEFAULT_OPTIMIZER)
         if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-            problems.add(f"{where}.optimizer", f"unknown optimizer {optimizer!r}.{did_you_mean(optimizer, list(OPTIMIZERS))}")
+            problems.add(f"{where}.optimizer",
+                         f"unknown optimizer {optimizer!r}.{did_you_mean(optimizer, list(OPTIMIZERS))}")
             optimizer = str(optimizer)
         budgets = _parse_budgets(entry.get("budgets", list(DEFAULT_BUDGETS)), f"{where}.budgets", problems)
         options = entry.get("options") or {}
@@ -400,7 +402,8 @@ def _parse_paper_results(raw: dict, problems: Problems) -> str | None:
 
     name = _string(raw, "paper_results", None, problems)
     if name is not None and not paper_results_path(name).is_file():
-        problems.add("paper_results", f"{name!r} is neither a CSV file nor a shipped table.{did_you_mean(name, known_paper_results())}")
+        problems.add("paper_results", f"{name!r} is neither a CSV file nor a shipped table."
+                     f"{did_you_mean(name, known_paper_results())}")
     return name
 
 
@@ -469,10 +472,10 @@ def load_suite(path: str | Path, check_data: bool = True) -> Suite:
         given=tuple(sorted(k for k in raw if k in _SUITE_KEYS)),
     )
     downstream = suite.downstream
-    if downstream is not None and not any(a.name == "latent" and a.optimizer != "noise" and downstream.budget in a.budgets
-                                          for a in attacks):
-        problems.add("downstream.budget", f"the downstream accuracy reuses the latent attack at λ={downstream.budget:g}; "
-                     "add that budget to a latent attack in 'attacks'.")
+    if downstream is not None and not any(a.name == "latent" and a.optimizer != "noise"
+                                          and downstream.budget in a.budgets for a in attacks):
+        problems.add("downstream.budget", f"the downstream accuracy reuses the latent attack at "
+                     f"λ={downstream.budget:g}; add that budget to a latent attack in 'attacks'.")
     if check_data:
         _check_sizes(suite, problems)
     problems.raise_if_any()
