@@ -26,11 +26,17 @@ import ast
 import functools
 import hashlib
 import inspect
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import aebench
+PACKAGE = Path(__file__).resolve().parent
 
-PACKAGE = Path(aebench.__file__).resolve().parent
+
+def _package_version() -> str:
+    try:
+        return version("aebench")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 TRAINING_CODE = ("training.py", "recipes.py", "data/dataset.py", "data/loaders.py", "data/idx.py", "data/svhn.py",
                  "data/celeba.py", "data/transforms.py")
@@ -76,7 +82,7 @@ def _expand(entries: tuple[str, ...]) -> list[Path]:
 
 def fingerprint_files(files: list[Path]) -> str:
     """Short hash of the aebench version and the docstring-free syntax trees of ``files`` (order does not matter)."""
-    digest = hashlib.sha256(f"aebench {aebench.__version__}".encode())
+    digest = hashlib.sha256(f"aebench {_package_version()}".encode())
     for path in sorted(set(files)):
         name = path.relative_to(PACKAGE).as_posix() if path.is_relative_to(PACKAGE) else path.name
         digest.update(f"{name}:{_file_digest(str(path), path.stat().st_mtime_ns)};".encode())

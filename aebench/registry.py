@@ -36,6 +36,10 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._loader = loader
 
+    def load_before_first_use(self, loader: Callable[[], None]) -> None:
+        """Call ``loader`` once, before the next lookup or listing (e.g. to register third-party entry points)."""
+        self._loader = loader
+
     def _load(self) -> None:
         loader, self._loader = self._loader, None  # cleared first: the loader itself registers through add()
         if loader is not None:

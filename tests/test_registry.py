@@ -53,10 +53,8 @@ def test_models_registry_has_the_dae_family_and_entry_points(monkeypatch):
         def load(self):
             return PluginAE
 
-    from aebench.models import base
-
     monkeypatch.setattr(models_pkg, "_plugins_loaded", False)
-    monkeypatch.setattr(models_pkg.MODELS, "_loader", base._load_entry_points)  # as on a fresh import
+    models_pkg.MODELS.load_before_first_use(models_pkg.load_plugins)  # as on a fresh import
     monkeypatch.setattr(models_pkg, "entry_points",
                         lambda group: [FakeEntryPoint()] if group == "aebench.models" else [])
     try:

@@ -45,6 +45,9 @@ def load_plugins() -> None:
             MODELS.add(ep.name, obj)
 
 
+MODELS.load_before_first_use(load_plugins)
+
+
 def create_model(name: str, **model_args: Any) -> AutoEncoder:
     """Build the registered model ``name`` with constructor arguments ``model_args``.
 

@@ -75,12 +75,6 @@ class AutoEncoder(nn.Module, ABC):
         return torch.device("cpu")
 
 
-def _load_entry_points() -> None:
-    from aebench.models import load_plugins
-
-    load_plugins()
-
-
-MODELS: Registry[type[AutoEncoder]] = Registry("model", loader=_load_entry_points)
+MODELS: Registry[type[AutoEncoder]] = Registry("model")
 """Every registered model class, keyed by its lower_snake name: the built-in ones (imported with
 :mod:`aebench.models`) and those of installed packages (entry-point group ``aebench.models``, loaded on first use)."""
