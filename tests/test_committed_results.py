@@ -31,8 +31,8 @@ def test_committed_rows_match_their_suite_file(folder: Path):
     suite = load_suite(REPO / plan["suite"]["path"], check_data=False)
     assert plan["command_line"] == {}, "committed results come from the suite file alone"
     assert Path(suite.output).name == folder.name or folder.name in plan["suite"]["output"]
-    rows = read_rows(folder)
-    if rows.empty:
+    rows = read_rows(folder) if (folder / "cells").is_dir() else None
+    if rows is None or rows.empty:
         pytest.skip(f"{folder.name} has no finished measurement yet")
     specs = {m.label: m for m in suite.models}
     attacks = {(a.name, a.optimizer): a for a in suite.attacks}
