@@ -60,8 +60,9 @@ class TaskProgress:
         share = self.completed / self.total
         left = elapsed * (1 - share) / share if share > 0 else float("nan")
         eta = format_seconds(left) if share > 0 else "unknown"
-        done = f"{self.completed:,.0f}/{self.total:,.0f} {self.unit}" if self.unit else f"{100 * share:.0f}%"
-        text = f"  {self.label}: {done} ({100 * share:.0f}%), {format_seconds(elapsed)} elapsed, about {eta} left"
+        done = f"{self.completed:,.0f}/{self.total:,.0f} {self.unit} ({100 * share:.0f}%)" if self.unit else \
+            f"{100 * share:.0f}%"
+        text = f"  {self.label}: {done}, {format_seconds(elapsed)} elapsed, about {eta} left"
         return text + (f" [{info}]" if info else "")
 
 

@@ -39,7 +39,7 @@ from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor, nn
 
 from aebench.attacks import ATTACKS, run_attack
-from aebench.attacks._project import rescale_to_ball, sample_d_ball
+from aebench.attacks.feasible import rescale_to_ball, sample_d_ball
 from aebench.models.base import AutoEncoder
 
 

@@ -15,14 +15,16 @@ import torch
 from torch import Tensor, nn
 
 from aebench.attacks import ATTACKS, DEFAULT_OPTIMIZER, OPTIMIZERS, run_attack
-from aebench.attacks._project import clamp_box, l2_norms, project, rescale_to_ball, sample_d_ball
+from aebench.attacks.feasible import clamp_box, l2_norms, project, rescale_to_ball, sample_d_ball
 from aebench.models.base import AutoEncoder
 
 SHAPE = (1, 16, 16)
 N_PIX = math.prod(SHAPE)
 # Fast settings so the whole file runs in seconds; the defaults are measured in benchmarks/attack_throughput.py.
-FAST = {"lbfgs": {"max_iter": 40}, "pgd": {"steps": 20, "restarts": 2}, "noise": {}}
-OPTIMIZER_CASES = [("lbfgs", {}), ("lbfgs", {"backend": "scipy"}), ("pgd", {}), ("noise", {})]
+FAST = {"lbfgs": {"max_iter": 40}, "pgd": {"steps": 20, "restarts": 2}, "apgd": {"steps": 20, "restarts": 2},
+        "ensemble": {"apgd_restarts": 1}, "noise": {}}
+OPTIMIZER_CASES = [("lbfgs", {}), ("lbfgs", {"backend": "scipy"}), ("pgd", {}), ("apgd", {}), ("ensemble", {}),
+                   ("noise", {})]
 
 
 class MLPAutoEncoder(AutoEncoder):
@@ -69,7 +71,7 @@ def images(n: int, seed: int = 0) -> Tensor:
 
 def attack(model: AutoEncoder, x: Tensor, name: str, budget: float, optimizer: str, seed: int = 0,
            target: Tensor | None = None, **options):
-    if name == "latent" and target is None:
+    if ATTACKS[name].needs_target and target is None:
         target = images(x.shape[0], seed=99)
     return run_attack(model, x, attack=name, budget=budget, optimizer=optimizer, target=target,
                       generator=torch.Generator().manual_seed(seed), **{**FAST[optimizer], **options})
@@ -91,8 +93,8 @@ def model() -> MLPAutoEncoder:
 
 
 def test_registries() -> None:
-    assert set(ATTACKS) == {"latent", "max_damage"}
-    assert set(OPTIMIZERS) == {"lbfgs", "pgd", "noise"}
+    assert set(ATTACKS) == {"latent", "max_damage", "latent_msssim", "max_damage_msssim"}
+    assert set(OPTIMIZERS) == {"lbfgs", "pgd", "apgd", "ensemble", "noise"}
     assert DEFAULT_OPTIMIZER == "pgd"  # chosen by benchmarks/attack_throughput.py
     assert ATTACKS["latent"].lbfgs_history == 25 and ATTACKS["max_damage"].lbfgs_history == 100
 
@@ -139,7 +141,7 @@ def test_rows_get_their_own_random_start(model) -> None:
 
 
 @pytest.mark.parametrize("name", ["latent", "max_damage"])
-@pytest.mark.parametrize("optimizer,options", OPTIMIZER_CASES[:3])
+@pytest.mark.parametrize("optimizer,options", OPTIMIZER_CASES[:5])
 def test_attacks_beat_noise(model, name, optimizer, options) -> None:
     x = images(8)
     noise = attack(model, x, name, 2.0, "noise").objective
@@ -174,7 +176,8 @@ def _trust_region_optimum(w: np.ndarray, r: np.ndarray, radius: float) -> float:
 
 @pytest.mark.parametrize("budget", [0.2, 0.5])
 @pytest.mark.parametrize("optimizer,options", [("lbfgs", {"max_iter": 200}), ("lbfgs", {"backend": "scipy",
-                                               "max_iter": 500}), ("pgd", {"steps": 200, "restarts": 1})])
+                                               "max_iter": 500}), ("pgd", {"steps": 200, "restarts": 1}),
+                                               ("apgd", {"steps": 200, "restarts": 1})])
 def test_linear_encoder_reaches_the_closed_form_optimum(optimizer, options, budget) -> None:
     g = torch.Generator().manual_seed(0)
     weight = torch.randn(5, N_PIX, generator=g, dtype=torch.float64) / math.sqrt(N_PIX)
@@ -291,3 +294,122 @@ def test_noise_spends_its_whole_budget_on_saturated_images():
         norms = (result.x_adv - x).flatten(1).norm(dim=1)
         assert norms.max() <= budget + 1e-5 and norms.min() >= 0.99 * budget
         assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+
+
+def _scipy_projection(x: np.ndarray, v: np.ndarray, budget: float) -> np.ndarray:
+    """The projection as a generic constrained least-squares problem (trust-constr), independent of the bisection."""
+    from scipy.optimize import Bounds, NonlinearConstraint, minimize
+
+    ball = NonlinearConstraint(lambda d: d @ d, -np.inf, budget**2, jac=lambda d: 2 * d[None],
+                               hess=lambda d, m: 2 * m[0] * np.eye(d.size))
+    start = np.clip(v, -x, 1.0 - x)
+    start *= min(1.0, budget / max(np.linalg.norm(start), 1e-12)) * 0.99
+    result = minimize(lambda d: 0.5 * np.sum((d - v) ** 2), start, jac=lambda d: d - v,
+                      hess=lambda d: np.eye(d.size), bounds=Bounds(-x, 1.0 - x), constraints=[ball],
+                      method="trust-constr", options={"gtol": 1e-12, "xtol": 1e-14, "maxiter": 5000})
+    assert result.status in (1, 2), result.message
+    return result.x
+
+
+@pytest.mark.parametrize("kind", ["random", "saturated", "inside", "box_only"])
+def test_projection_is_the_nearest_feasible_point_as_a_generic_solver_finds_it(kind) -> None:
+    g = torch.Generator().manual_seed(0)
+    n, d, budget = 4, 30, 1.0
+    x = torch.rand(n, d, generator=g, dtype=torch.float64)
+    if kind == "saturated":  # most pixels at 0 or 1, the case of MNIST-like images
+        x = (x > 0.5).double() * (torch.rand(n, d, generator=g, dtype=torch.float64) > 0.2).double()
+    v = torch.randn(n, d, generator=g, dtype=torch.float64) * {"inside": 0.05, "box_only": 0.2}.get(kind, 1.0)
+    if kind == "inside":
+        v = torch.clamp(v, -x, 1 - x)  # a feasible δ
+    if kind == "box_only":
+        budget = 10.0  # the ball is inactive: the projection is the box clamp
+    projected = project(x, v, budget)
+    for i in range(n):
+        reference = _scipy_projection(x[i].numpy(), v[i].numpy(), budget)
+        # The generic solver (an interior-point method) stops a little inside the bounds: ours must be at least as
+        # near to v and agree with it to the solver's accuracy.
+        ours = projected[i].numpy()
+        assert np.linalg.norm(ours - v[i].numpy()) <= np.linalg.norm(reference - v[i].numpy()) + 1e-9
+        np.testing.assert_allclose(ours, reference, atol=1e-4)
+    assert float(projected.norm(dim=1).max()) <= budget * (1 + 1e-12)
+    assert bool(((x + projected) >= -1e-12).all() and ((x + projected) <= 1 + 1e-12).all())
+    if kind == "inside":
+        torch.testing.assert_close(projected, v)  # already feasible: unchanged
+    # No other feasible point is nearer: the clamp-then-shrink point is feasible and never closer.
+    from aebench.attacks.feasible import clamp_then_shrink
+
+    other = clamp_then_shrink(x, v, budget)
+    assert bool(((projected - v).norm(dim=1) <= (other - v).norm(dim=1) + 1e-9).all())
+
+
+def test_the_ensemble_keeps_each_images_worst_case_and_every_members_value(model) -> None:
+    x = images(8)
+    result = attack(model, x, "max_damage", 2.0, "ensemble")
+    assert set(result.members) == {"apgd", "pgd", "lbfgs"}
+    stacked = torch.stack(list(result.members.values()))
+    # Per image the ensemble is the best member (the final re-evaluation may differ by float rounding only).
+    torch.testing.assert_close(result.objective, stacked.min(dim=0).values, rtol=1e-5, atol=1e-6)
+    assert (result.objective <= stacked + 1e-6).all()
+
+
+def test_the_ensemble_skips_images_that_cannot_improve() -> None:
+    # Half the images have a target whose code equals theirs: the latent distance is 0 already, its lower bound.
+    weight = torch.eye(N_PIX)[:6]
+    model = LinearAutoEncoder(weight).eval()
+    x = images(4)
+    target = images(4, seed=5)
+    target[:2] = x[:2]
+    result = run_attack(model, x, attack="latent", budget=1.0, optimizer="ensemble", target=target,
+                        generator=torch.Generator().manual_seed(0), members=["apgd", "lbfgs"], apgd_restarts=1)
+    for values in result.members.values():
+        assert torch.equal(values[:2], torch.zeros(2)) and bool((values[2:] > 0).all())
+    # Only the two images that can improve were attacked: about half the work of attacking all four.
+    everyone = run_attack(model, x, attack="latent", budget=1.0, optimizer="ensemble", target=images(4, seed=5),
+                          generator=torch.Generator().manual_seed(0), members=["apgd", "lbfgs"], apgd_restarts=1)
+    assert result.info["grad_evals"] < 0.7 * everyone.info["grad_evals"]
+    with pytest.raises(ValueError, match="not attack optimizers"):
+        run_attack(model, x, attack="latent", budget=1.0, optimizer="ensemble", target=target, members=["adam"])
+
+
+def test_lbfgs_reports_the_rows_its_iteration_cap_cut_short(model) -> None:
+    x = images(6)
+    short = attack(model, x, "max_damage", 2.0, "lbfgs", max_iter=2)
+    assert short.capped is not None and bool(short.capped.all())
+    assert attack(model, x, "max_damage", 0.5, "pgd").capped is None
+
+
+class _IdentityAE(AutoEncoder):
+    """f(g(x)) = x on 32×32 images: the damage an attack does is the perturbation itself."""
+
+    def __init__(self) -> None:
+        super().__init__((1, 32, 32), 1024)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return x.flatten(1)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return z.view(-1, 1, 32, 32).clamp(0, 1)
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        return {"loss": x.sum() * 0}
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.rand(n, 1024, generator=generator)
+
+
+def test_the_perceptual_max_damage_attack_lowers_ms_ssim_more_than_the_l2_attack() -> None:
+    from aebench.metrics import msssim
+
+    model = _IdentityAE()
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(6, 1, 64, 64, generator=g), 2).mul(0.6).add(0.2)  # smooth-ish
+    found = {}
+    for name in ("max_damage", "max_damage_msssim"):
+        result = run_attack(model, x, attack=name, budget=2.0, optimizer="pgd",
+                            generator=torch.Generator().manual_seed(1))
+        assert float(l2_norms(result.x_adv - x).max()) <= 2.0 * (1 + 1e-6)
+        found[name] = msssim(x, result.x_adv)
+    # For an identity autoencoder every perturbation of norm λ does the same L2 damage; the MS-SSIM of that damage
+    # differs a lot between directions, and only the perceptual attack looks for the worst one.
+    assert bool((found["max_damage_msssim"] < found["max_damage"] - 0.05).all())
+    assert ATTACKS["max_damage_msssim"].kind == "max_damage" and ATTACKS["latent_msssim"].kind == "latent"

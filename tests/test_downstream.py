@@ -75,10 +75,10 @@ def _evaluate(model, classifier, test, budget, n_images, n_trials, seed=0, optim
     else:
         from aebench.attacks.batched import attack_in_chunks
 
-        attacked, _ = attack_in_chunks(model, images.x, images.target, attack="latent", optimizer=optimizer,
-                                       budget=budget, options={}, generator=attack_generator(seed, "latent",
-                                                                                               optimizer, budget),
-                                       chunk=1000, device=torch.device("cpu"))
+        attacked = attack_in_chunks(model, images.x, images.target, attack="latent", optimizer=optimizer,
+                                    budget=budget, options={}, generator=attack_generator(seed, "latent", optimizer,
+                                                                                            budget),
+                                    chunk=1000, device=torch.device("cpu")).x_adv
     return downstream_accuracy(model, classifier, test, images, attacked, budget).as_dict()
 
 

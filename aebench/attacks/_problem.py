@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from aebench.attacks._project import rescale_to_ball
+from aebench.attacks.feasible import rescale_to_ball
 from aebench.attacks.objectives import AttackObjective
 from aebench.models.base import AutoEncoder
+from aebench.registry import Registry
 
 
 @dataclass
@@ -96,8 +97,18 @@ class OptimizerOutput:
         delta: Final feasible perturbations (B, C, H, W).
         trace: Per-step objective of every row, (steps, B), when requested.
         iterations: Optimizer iterations run (the largest over rows for per-row optimizers).
+        capped: (B,) True where a row was still improving when the iteration cap stopped it (None: no cap applies).
+        members: For an ensemble, each member's final objective per row (B,), by member name.
     """
 
     delta: Tensor
     trace: Tensor | None = None
     iterations: int = 0
+    capped: Tensor | None = None
+    members: dict[str, Tensor] = field(default_factory=dict)
+
+
+Optimizer = Callable[..., OptimizerOutput]
+
+OPTIMIZERS: Registry[Optimizer] = Registry("attack optimizer")
+"""Optimizers by name: ``fn(problem, *, return_trace, **options) -> OptimizerOutput``; each module registers its own."""

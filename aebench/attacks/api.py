@@ -5,6 +5,8 @@ by an optimizer from :data:`OPTIMIZERS`:
 
 - ``lbfgs``: the paper's L-BFGS-B protocol (Byrd et al. 1995), batched (:mod:`aebench.attacks.lbfgs`);
 - ``pgd``: projected gradient descent with restarts (Madry et al. 2018) (:mod:`aebench.attacks.pgd`);
+- ``apgd``: Auto-PGD, adaptive step size and momentum (Croce & Hein 2020) (:mod:`aebench.attacks.apgd`);
+- ``ensemble``: per image, the worst case over several optimizers (:mod:`aebench.attacks.ensemble`);
 - ``noise``: a random perturbation of the same budget, the baseline every real attack must beat.
 
 All images and trials of a call are attacked as one batch: the caller stacks (image, trial) pairs, and every row
@@ -22,23 +24,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from aebench.attacks._problem import AttackProblem, OptimizerOutput
-from aebench.attacks._project import project
-from aebench.attacks.lbfgs import lbfgs
-from aebench.attacks.noise import noise
+# The optimizer modules register themselves in OPTIMIZERS when imported (the only reason they are imported here).
+from aebench.attacks import apgd, ensemble, lbfgs, noise, pgd  # noqa: F401
+from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
+from aebench.attacks.feasible import project
 from aebench.attacks.objectives import ATTACKS
-from aebench.attacks.pgd import pgd
 from aebench.models.base import AutoEncoder
-from aebench.registry import Registry
 from aebench.utils import eval_mode
-
-Optimizer = Callable[..., OptimizerOutput]
-
-OPTIMIZERS: Registry[Optimizer] = Registry("attack optimizer")
-"""Optimizers by name: ``fn(problem, *, return_trace, **options) -> OptimizerOutput``."""
-OPTIMIZERS.add("lbfgs", lbfgs)
-OPTIMIZERS.add("pgd", pgd)
-OPTIMIZERS.add("noise", noise)
 
 #: The optimizer used when a call or suite names none. Measured with benchmarks/attack_throughput.py (FC gmm_dae on
 #: Fashion-MNIST, 1000 pairs, λ ∈ {1, 3}, both attacks): pgd with its defaults is 29–67× faster than the authors'
@@ -59,12 +51,17 @@ class AttackResult:
             −‖f(g(x_a)) − f(g(x))‖ for maximum damage); lower means a stronger attack.
         trace: (steps, B) objective per optimizer step when requested, else None.
         info: Counters: ``iterations`` and ``grad_evals``/``value_evals`` (rows evaluated with/without gradient).
+        capped: (B,) True where the optimizer's iteration cap stopped a row that was still improving (None: the
+            optimizer has no cap that can cut a row short).
+        members: For ``ensemble``, each member's objective per row.
     """
 
     x_adv: Tensor
     objective: Tensor
     trace: Tensor | None = None
     info: dict[str, int] = field(default_factory=dict)
+    capped: Tensor | None = None
+    members: dict[str, Tensor] = field(default_factory=dict)
 
 
 def optimizer_options(optimizer: str) -> dict[str, object]:
@@ -189,4 +186,4 @@ def run_attack(
     if return_trace and trace is None:
         trace = final[None]
     info = {"iterations": out.iterations, "grad_evals": problem.grad_rows, "value_evals": problem.value_rows}
-    return AttackResult(x_adv=x_adv, objective=final, trace=trace, info=info)
+    return AttackResult(x_adv=x_adv, objective=final, trace=trace, info=info, capped=out.capped, members=out.members)

@@ -8,6 +8,7 @@ own random start and the result depends only on the generator's seed and the chu
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -17,10 +18,27 @@ from aebench.attacks.objectives import ATTACKS
 from aebench.models.base import AutoEncoder
 
 
+@dataclass
+class BatchedAttack:
+    """The result of :func:`attack_in_chunks`, on the CPU.
+
+    Attributes:
+        x_adv: Adversarial images (B, C, H, W).
+        objective: (B,) final objective.
+        capped: (B,) rows the optimizer's iteration cap cut short, or None when it has no such cap.
+        members: An ensemble's per-member objective (B,), by member.
+    """
+
+    x_adv: Tensor
+    objective: Tensor
+    capped: Tensor | None = None
+    members: dict[str, Tensor] = field(default_factory=dict)
+
+
 def attack_in_chunks(model: AutoEncoder, x: Tensor, target: Tensor | None, *, attack: str, optimizer: str,
                      budget: float, options: dict[str, object], generator: torch.Generator, chunk: int,
-                     device: torch.device, progress: Callable[[float], None] | None = None) -> tuple[Tensor, Tensor]:
-    """Attack every row of ``x`` and return (x_adv, objective) on the CPU.
+                     device: torch.device, progress: Callable[[float], None] | None = None) -> BatchedAttack:
+    """Attack every row of ``x`` in chunks of ``chunk`` rows.
 
     Args:
         model: The autoencoder (attacked in eval mode).
@@ -37,7 +55,7 @@ def attack_in_chunks(model: AutoEncoder, x: Tensor, target: Tensor | None, *, at
     """
     needs_target = ATTACKS[attack].needs_target
     n_chunks = max(1, -(-x.shape[0] // chunk))
-    adversarial, objectives = [], []
+    adversarial, objectives, capped, members = [], [], [], {}
     for index, start in enumerate(range(0, x.shape[0], chunk)):
         def report(done: int, total: int, index: int = index) -> None:
             if progress is not None:
@@ -48,4 +66,9 @@ def attack_in_chunks(model: AutoEncoder, x: Tensor, target: Tensor | None, *, at
                             target=target[start : start + chunk].to(device) if needs_target else None, **options)
         adversarial.append(result.x_adv.detach().cpu())
         objectives.append(result.objective.detach().cpu())
-    return torch.cat(adversarial), torch.cat(objectives)
+        if result.capped is not None:
+            capped.append(result.capped.cpu())
+        for name, values in result.members.items():
+            members.setdefault(name, []).append(values.detach().cpu())
+    return BatchedAttack(torch.cat(adversarial), torch.cat(objectives), torch.cat(capped) if capped else None,
+                         {name: torch.cat(parts) for name, parts in members.items()})

@@ -32,8 +32,8 @@ import torch
 from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor
 
-from aebench.attacks._problem import AttackProblem, OptimizerOutput
-from aebench.attacks._project import rescale_to_ball, sample_d_ball
+from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
+from aebench.attacks.feasible import rescale_to_ball, sample_d_ball
 
 BACKENDS = ("torch", "scipy")
 # scipy's factr is a multiple of the float64 machine epsilon; the authors' factr = 10.
@@ -43,6 +43,7 @@ _EPS64 = float(np.finfo(np.float64).eps)
 _C1 = 1e-4
 
 
+@OPTIMIZERS.register("lbfgs")
 def lbfgs(
     problem: AttackProblem,
     *,
@@ -81,9 +82,9 @@ def lbfgs(
     pgtol = problem.objective.lbfgs_pgtol if pgtol is None else float(pgtol)
     v0 = sample_d_ball(tuple(problem.x.shape), problem.budget, problem.generator, problem.x.device)
     run = _lbfgs_torch if backend == "torch" else _lbfgs_scipy
-    v, trace, iterations = run(problem, v0, max_iter, history, pgtol, float(ftol), max_ls, return_trace)
+    v, trace, iterations, capped = run(problem, v0, max_iter, history, pgtol, float(ftol), max_ls, return_trace)
     delta = rescale_to_ball(v.view_as(problem.x), problem.budget)
-    return OptimizerOutput(delta=delta, trace=trace, iterations=iterations)
+    return OptimizerOutput(delta=delta, trace=trace, iterations=iterations, capped=capped)
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -113,7 +114,7 @@ def _two_loop(grad: Tensor, s: Tensor, y: Tensor, rho: Tensor, valid: Tensor, ga
 
 def _lbfgs_torch(
     problem: AttackProblem, v0: Tensor, max_iter: int, m: int, pgtol: float, ftol: float, max_ls: int, record: bool
-) -> tuple[Tensor, Tensor | None, int]:
+) -> tuple[Tensor, Tensor | None, int, Tensor]:
     shape = tuple(problem.x.shape)
     batch, n = shape[0], math.prod(shape[1:])
     image_shape = shape[1:]
@@ -226,12 +227,15 @@ def _lbfgs_torch(
             rho, valid, gamma, has_memory = rho[:, keep], valid[:, keep], gamma[keep], has_memory[keep]
             active = active[keep]
 
-    return v_out, (torch.stack(trace) if record else None), iterations
+    # Rows still active after the last iteration were stopped by the cap, not by a convergence test.
+    capped = torch.zeros(batch, dtype=torch.bool, device=v_out.device)
+    capped[idx[active]] = True
+    return v_out, (torch.stack(trace) if record else None), iterations, capped
 
 
 def _lbfgs_scipy(
     problem: AttackProblem, v0: Tensor, max_iter: int, m: int, pgtol: float, ftol: float, max_ls: int, record: bool
-) -> tuple[Tensor, Tensor | None, int]:
+) -> tuple[Tensor, Tensor | None, int, Tensor]:
     shape = tuple(problem.x.shape)
     x64 = problem.x.detach().double().cpu().flatten().numpy()
     bounds = np.stack([-x64, 1.0 - x64], axis=1)
@@ -255,4 +259,6 @@ def _lbfgs_scipy(
         maxls=max_ls,
     )
     v = torch.from_numpy(v_opt).to(problem.x.device, problem.x.dtype).view(shape)
-    return v, (torch.stack(trace) if record else None), int(info["nit"])
+    # One shared run: its cap (warnflag 1) stops every row at once.
+    capped = torch.full((shape[0],), info["warnflag"] == 1, dtype=torch.bool, device=problem.x.device)
+    return v, (torch.stack(trace) if record else None), int(info["nit"]), capped

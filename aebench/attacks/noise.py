@@ -6,12 +6,13 @@ can show that an optimised perturbation does more than noise of the same L2 norm
 
 from __future__ import annotations
 
-from aebench.attacks._problem import AttackProblem, OptimizerOutput
-from aebench.attacks._project import clamp_box, l2_norms, project, sample_sphere
+from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
+from aebench.attacks.feasible import clamp_box, l2_norms, project, sample_sphere
 
 _REFILL_ROUNDS = 20
 
 
+@OPTIMIZERS.register("noise")
 def noise(problem: AttackProblem, *, return_trace: bool = False) -> OptimizerOutput:
     """A uniformly random direction with norm λ that stays in the box and still spends (nearly) all of λ.
 

@@ -2,7 +2,8 @@
 
 The L2 variant of Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks" (ICLR 2018): each
 step moves δ by α_t along the per-image unit-norm negative gradient of the objective (Saseendran et al., NeurIPS
-2022, eq. 12/13), then clamps x + δ into [0, 1] and shrinks δ onto the λ-ball. The step decays from α₀ = step_size·λ
+2022, eq. 12/13), leaving out the components that push a saturated pixel out of [0, 1], then projects δ exactly onto
+the λ-ball ∩ box (:func:`~aebench.attacks.feasible.project`). The step decays from α₀ = step_size·λ
 (cosine, step or constant schedule); every restart draws a new random start in the λ-ball and every row keeps the
 best objective it has seen over all steps and restarts.
 
@@ -19,8 +20,8 @@ import math
 import torch
 from torch import Tensor
 
-from aebench.attacks._problem import AttackProblem, OptimizerOutput
-from aebench.attacks._project import project, sample_d_ball
+from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
+from aebench.attacks.feasible import descent_direction, project, sample_d_ball
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -34,6 +35,7 @@ def _step_factor(schedule: str, t: int, steps: int) -> float:
     return 1.0
 
 
+@OPTIMIZERS.register("pgd")
 def pgd(
     problem: AttackProblem,
     *,
@@ -66,7 +68,6 @@ def pgd(
         raise ValueError(f"pgd option schedule must be one of {SCHEDULES}, got {schedule!r}.")
 
     x, budget = problem.x, problem.budget
-    view = (-1,) + (1,) * (x.dim() - 1)
     best_delta = torch.zeros_like(x)
     best_f = torch.full((x.shape[0],), math.inf, dtype=x.dtype, device=x.device)
     trace: list[Tensor] = []
@@ -83,9 +84,8 @@ def pgd(
             keep_best(delta, f)
             if return_trace:
                 trace.append(f)
-            direction = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-30).view(view)
             alpha = step_size * budget * _step_factor(schedule, t, steps)
-            delta = project(x, delta - alpha * direction, budget)
+            delta = project(x, delta + alpha * descent_direction(x, delta, grad), budget)
             problem.report(restart * steps + t + 1, restarts * steps)
         f = problem.value(delta)
         keep_best(delta, f)

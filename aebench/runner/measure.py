@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aebench.attacks.batched import attack_in_chunks
+from aebench.attacks import ATTACKS
+from aebench.attacks.batched import BatchedAttack, attack_in_chunks
 from aebench.data import ImageDataset, load_dataset
 from aebench.downstream import downstream_accuracy, train_latent_classifier
 from aebench.metrics import METRICS, AttackOutcome
@@ -110,8 +111,8 @@ def _fidelity(ctx: CellContext, m: Measurement) -> Outcome:
     return Outcome([Value(s["metric"], [value], higher_is_better=False)])
 
 
-def latent_images(ctx: CellContext, s: dict[str, Any], label: str) -> tuple[Tensor, Tensor]:
-    """Run (or reuse) one attack of the cell and return (x_adv, objective); deterministic for its settings."""
+def run_cell_attack(ctx: CellContext, s: dict[str, Any], label: str) -> BatchedAttack:
+    """Run one attack of the cell on its images; deterministic for its settings."""
     images = ctx.images(s["n_images"], s["n_trials"])
     generator = attack_generator(ctx.seed, s["attack"], s["optimizer"], s["budget"])
     with ctx.progress.task(label, 1.0, unit="") as task:
@@ -129,14 +130,12 @@ def _attack_key(s: dict[str, Any]) -> str:
 def _outcome(ctx: CellContext, images: CellImages, attack: str, x_adv: Tensor, objective: Tensor,
              chunk: int) -> AttackOutcome:
     """Everything the metrics need about an attacked batch (reconstructions computed in chunks)."""
-    from aebench.attacks import ATTACKS
-
     def reconstruct(x: Tensor) -> Tensor:
         return torch.cat([ctx.model.reconstruct(x[i : i + chunk].to(ctx.device)).cpu()
                           for i in range(0, len(x), chunk)])
 
     target = images.target if ATTACKS[attack].needs_target else None
-    return AttackOutcome(attack=attack, x=images.x, x_adv=x_adv, recon=reconstruct(images.x),
+    return AttackOutcome(attack=ATTACKS[attack].kind, x=images.x, x_adv=x_adv, recon=reconstruct(images.x),
                          adv_recon=reconstruct(x_adv), objective=objective, target=target,
                          target_recon=None if target is None else reconstruct(target))
 
@@ -144,16 +143,25 @@ def _outcome(ctx: CellContext, images: CellImages, attack: str, x_adv: Tensor, o
 def _attack(ctx: CellContext, m: Measurement) -> Outcome:
     s = m.settings
     images = ctx.images(s["n_images"], s["n_trials"])
-    x_adv, objective = latent_images(ctx, s, f"{ctx.dataset} {m.name}")
+    result = run_cell_attack(ctx, s, f"{ctx.dataset} {m.name}")
     if s["attack"] == "latent" and s["optimizer"] != NOISE_OPTIMIZER:
-        ctx._latent[_attack_key(s)] = x_adv  # the downstream measurement scores these images
-    outcome = _outcome(ctx, images, s["attack"], x_adv, objective, s["batch"])
-    values = []
-    for name in s["metrics"]:
-        metric = METRICS[name]
-        per_trial = metric.fn(outcome).reshape(images.n_trials, images.n_images).double().mean(dim=1)
-        values.append(Value(name, per_trial.tolist(), metric.higher_is_better, s["attack"], s["optimizer"],
-                            s["budget"]))
+        ctx._latent[_attack_key(s)] = result.x_adv  # the downstream measurement scores these images
+    outcome = _outcome(ctx, images, s["attack"], result.x_adv, result.objective, s["batch"])
+
+    def per_trial(values: Tensor) -> list[float]:
+        return values.reshape(images.n_trials, images.n_images).double().mean(dim=1).tolist()
+
+    where = (s["attack"], s["optimizer"], s["budget"])
+    values = [Value(name, per_trial(METRICS[name].fn(outcome)), METRICS[name].higher_is_better, *where)
+              for name in s["metrics"]]
+    if result.capped is not None:  # how often the iteration cap, not convergence, ended the search
+        values.append(Value("iteration_cap_hit", per_trial(result.capped.double()), False, *where))
+    for member, member_values in result.members.items():
+        # The attack loss each ensemble member reached alone, and how far it is from the worst case found.
+        values.append(Value(f"attack_loss_{member}", per_trial(member_values), True, *where))
+        values.append(Value(f"attack_gap_{member}", per_trial(member_values - result.objective), False, *where))
+        values.append(Value(f"attack_gap_max_{member}", [float((member_values - result.objective).max())], False,
+                            *where))
     examples = {}
     if s["optimizer"] != NOISE_OPTIMIZER and s["examples"] > 0:
         for part in ("x", "recon", "x_adv", "adv_recon", "target"):
@@ -169,7 +177,7 @@ def _downstream(ctx: CellContext, m: Measurement) -> Outcome:
               "n_trials": s["n_trials"], "batch": s["batch"]}
     attacked = ctx._latent.get(_attack_key(attack))
     if attacked is None:  # the attack measurement finished in an earlier run: the same settings give the same images
-        attacked, _ = latent_images(ctx, attack, f"{ctx.dataset} downstream: latent attack λ={s['budget']:g}")
+        attacked = run_cell_attack(ctx, attack, f"{ctx.dataset} downstream: latent attack λ={s['budget']:g}").x_adv
     train_set = load_dataset(ctx.dataset, "train", ctx.data_root)
     classifier = train_latent_classifier(ctx.model, train_set, epochs=s["epochs"], seed=ctx.seed, device=ctx.device,
                                          progress=ctx.progress)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aebench.attacks import ATTACKS
 from aebench.checkpoint import read_metadata
 from aebench.config import TrainingConfig, resolve_training
 from aebench.data import data_fingerprint, dataset_info
@@ -151,7 +152,7 @@ def _measurements(suite: Suite, dataset: str, seed: int) -> list[Measurement]:
     code = measurement_fingerprint("attack")
     for spec, optimizer, budget in attack_runs(suite):
         options = spec.options if optimizer == spec.optimizer else {}
-        metrics = [m.name for m in metrics_for(spec.name, suite.metrics)]
+        metrics = [m.name for m in metrics_for(ATTACKS[spec.name].kind, suite.metrics)]
         found.append(Measurement("attack", attack_name(spec.name, optimizer, budget), {
             **sampled, "attack": spec.name, "optimizer": optimizer, "budget": budget, "options": options,
             "metrics": metrics, "examples": suite.examples}, code))
