@@ -41,6 +41,7 @@ def _command_line_training(epochs: int | None, batch_size: int | None, lr: float
     return {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
 
 
+THREADS_HELP = "Torch threads (default: the cores this process may use; fewer when other jobs share the machine)."
 EPOCHS_HELP = "Replace the training epochs of every model (command-line layer; see `validate --explain`)."
 BATCH_HELP = "Replace the training batch size of every model."
 LR_HELP = "Replace the learning rate of every model."
@@ -59,6 +60,7 @@ def train(
     run_dir: Path | None = typer.Option(None, help="Output folder (default: runs/MODEL-DATASET-sSEED); resumed if "
                                         "it holds this configuration."),
     data_root: Path | None = typer.Option(None, envvar="AEBENCH_DATA", help="Folder with the dataset files."),
+    threads: int | None = typer.Option(None, help=THREADS_HELP),
 ) -> None:
     """Train a model, writing a checkpoint per epoch and a sample grid; prints the test reconstruction MSE."""
     from aebench.config import resolve_training
@@ -71,6 +73,7 @@ def train(
     problem = check_device(device)
     if problem:
         _fail(f"--device {problem}")
+    _set_threads_or_fail(threads)
     try:
         config = resolve_training(model, dataset, seed=seed, recipe=None if recipe is None else str(recipe),
                                   command_line=_command_line_training(epochs, batch_size, lr),
@@ -83,6 +86,15 @@ def train(
     console.print(f"checkpoint:        {result.checkpoint}")
     console.print(f"sample grid:       {result.samples}")
     console.print(f"test recon. MSE:   {result.test_mse:.5f}")
+
+
+def _set_threads_or_fail(threads: int | None) -> None:
+    from aebench.utils import set_threads
+
+    try:
+        set_threads(threads)
+    except ValueError as err:
+        _fail(str(err))
 
 
 def _load_suite_or_fail(suite_path: Path, check_data: bool = True):
@@ -141,6 +153,7 @@ def run(
     epochs: int | None = typer.Option(None, help=EPOCHS_HELP),
     batch_size: int | None = typer.Option(None, help=BATCH_HELP),
     lr: float | None = typer.Option(None, help=LR_HELP),
+    threads: int | None = typer.Option(None, help=THREADS_HELP),
 ) -> None:
     """Train or load every model of a suite, measure it, and write tidy rows, tables and figures.
 
@@ -153,6 +166,7 @@ def run(
     from aebench.progress import ProgressLog
     from aebench.runner import RunError, parse_shard, run_suite
 
+    _set_threads_or_fail(threads)
     suite = _load_suite_or_fail(suite_path)
     if output is not None:
         suite = dataclasses.replace(suite, output=str(output))

@@ -1,7 +1,8 @@
 """Tidy result rows: one row per (measurement, metric, trial), one JSONL file per measurement, written atomically.
 
 A run folder holds ``cells/<cell>/<measurement>.jsonl`` (the rows), ``<measurement>.error.json`` for a measurement
-that failed, and ``<measurement>.examples.npz`` (example images of an attack, for Figure 3). Tables and figures are
+that failed, ``<measurement>.examples.npz`` (example images of an attack, for Figure 3) and
+``<measurement>.values.npz`` (each metric per trial and image, for the report's bootstrap intervals). Tables and figures are
 rendered from these files alone, so re-rendering never re-runs an attack.
 """
 
@@ -105,6 +106,11 @@ def error_path(output: str | Path, cell_id: str, measurement: str) -> Path:
 def examples_path(output: str | Path, cell_id: str, measurement: str) -> Path:
     """Where an attack measurement keeps its example images."""
     return cell_dir(output, cell_id) / f"{measurement}.examples.npz"
+
+
+def per_image_path(output: str | Path, cell_id: str, measurement: str) -> Path:
+    """Where an attack measurement keeps each metric's value per (trial, image), for bootstrap intervals."""
+    return cell_dir(output, cell_id) / f"{measurement}.values.npz"
 
 
 def write_rows(path: str | Path, rows: Iterable[Row]) -> Path:

@@ -319,3 +319,25 @@ def test_targets_are_the_next_image_of_another_class():
         between = [(s + k) % len(test_set) for k in range(1, (t - s) % len(test_set))]
         assert all(labels[j] == labels[s] for j in between)
     assert not (sources[0] == sources[1]).all()  # each trial draws its own images
+
+
+def test_the_audit_shows_the_paper_attack_beside_the_worst_case(tmp_path, shared_cache):
+    suite = _suite(tmp_path, "audit", shared_cache, models=[{"name": "gmm_dae"}], noise_baseline=False,
+                   tables=["audit"], attacks=[
+                       {"name": "max_damage", "optimizer": "ensemble", "budgets": [1],
+                        "options": {"apgd_restarts": 1}},
+                       {"name": "max_damage", "optimizer": "pgd", "budgets": [1], "options": {"steps": 3}},
+                       {"name": "max_damage_msssim", "optimizer": "pgd", "budgets": [1], "options": {"steps": 3}}])
+    assert not run_suite(suite, progress=_silent()).failed
+    rows = read_rows(suite.output)
+    ensemble = rows[rows.optimizer == "ensemble"]
+    members = {m for m in ensemble.metric if m.startswith("attack_loss_")}
+    assert members == {"attack_loss_apgd", "attack_loss_pgd", "attack_loss_lbfgs"}
+    # The worst case is never weaker than any member, and the gap is what separates them.
+    by = ensemble.pivot_table(index="trial", columns="metric", values="value")
+    assert (by["attack_loss"] <= by["attack_loss_lbfgs"] + 1e-6).all()
+    assert ((by["attack_loss_lbfgs"] - by["attack_loss"]) - by["attack_gap_lbfgs"]).abs().max() < 1e-5
+    names = {p.name for p in render_report(suite.output).written}
+    assert {"audit_max_damage_fashion_mnist_mini.md", "perceptual_max_damage_fashion_mnist_mini_pgd.md"} <= names
+    audit = (Path(suite.output) / "report/audit_max_damage_fashion_mnist_mini.md").read_text()
+    assert "paper attack" in audit and "worst case" in audit and "Order flags" in audit

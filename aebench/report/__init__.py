@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from aebench.paper import paper_results_path
@@ -26,12 +27,14 @@ from aebench.report.tables import (
     Layout,
     TableData,
     build_table,
+    measurement_of,
     summarise,
     table3_layout,
     to_latex,
     to_markdown,
 )
-from aebench.results import error_path, read_error, read_rows
+from aebench.report.trust import audit_layout, bootstrap_difference, order_flags, perceptual_layout
+from aebench.results import CELLS_DIR, error_path, read_error, read_rows
 
 __all__ = ["TABLE1", "TABLE2", "Column", "Layout", "ReportResult", "TableData", "build_table", "load_paper_results",
            "render_report", "summarise", "table3_layout", "to_latex", "to_markdown"]
@@ -97,10 +100,78 @@ def merged_results(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows.drop(columns=["settings"]).reset_index(drop=True), settings], axis=1)
 
 
-def _write_table(table: TableData, stem: Path) -> list[Path]:
+def _per_image(run_dir: Path, dataset: str, model: str, measurement: str, metric: str) -> np.ndarray | None:
+    """A metric's values per (trial, image) for one model, all seeds joined, or None when not stored."""
+    parts = []
+    for path in sorted((run_dir / CELLS_DIR).glob(f"{dataset}__{model}__s*/{measurement}.values.npz")):
+        try:
+            with np.load(path) as store:
+                if metric in store.files:
+                    parts.append(store[metric].reshape(-1))
+        except (OSError, ValueError):
+            return None
+    return np.concatenate(parts) if parts else None
+
+
+def intervals(table: TableData, run_dir: Path, dataset: str | None, optimizer: str) -> list[str]:
+    """For each bold value: its difference to the runner-up with a 95% bootstrap interval over images."""
+    lines = []
+    for index, (column, budget) in enumerate(table.subcolumns):
+        best = table.best(index)
+        where = column.dataset or dataset
+        if best is None or column.attack == "none" or where is None:
+            continue
+        others = [m for m in table.models if m != best and (m, index) in table.values]
+        if not others:
+            continue
+        pick = min if table.higher.get(index, True) else max
+        runner = pick(others, key=lambda m: abs(table.values[(m, index)][0] - table.values[(best, index)][0]))
+        name = measurement_of(column, optimizer, budget)
+        a, b = (_per_image(run_dir, where, m, name, column.metric) for m in (best, runner))
+        if a is None or b is None or a.shape != b.shape:
+            continue
+        mean, low, high = bootstrap_difference(a, b)
+        verdict = "" if low > 0 or high < 0 else " (contains 0: not a clear difference)"
+        label = f"{column.markdown}" + (f" λ={budget:g}" if budget is not None else "")
+        lines.append(f"- {label}: {best} − {runner} = {mean:+.3f} [{low:+.3f}, {high:+.3f}]{verdict}")
+    return lines
+
+
+def _write_table(table: TableData, stem: Path, notes: list[str] | None = None) -> list[Path]:
     stem.with_suffix(".tex").write_text(to_latex(table))
-    stem.with_suffix(".md").write_text(f"**{table.title}**\n\n" + to_markdown(table))
+    text = f"**{table.title}**\n\n" + to_markdown(table)
+    if notes:
+        text += "\n" + "\n".join(notes) + "\n"
+    stem.with_suffix(".md").write_text(text)
     return [stem.with_suffix(".tex"), stem.with_suffix(".md")]
+
+
+def _notes(table: TableData, run_dir: Path, dataset: str | None, optimizer: str) -> list[str]:
+    found = intervals(table, run_dir, dataset, optimizer)
+    return (["Best against the runner-up, 95% bootstrap interval over the attacked images:", *found]
+            if found else [])
+
+
+def _write_audit(summary: pd.DataFrame, run_dir: Path, out: Path, datasets: list[str],
+                 order: list[str]) -> list[Path]:
+    """The attack audit: per dataset and attack kind, the paper's attack beside the worst case, and the order flags."""
+    written = []
+    flags = order_flags(summary)
+    for dataset in datasets:
+        for attack in ("latent", "max_damage"):
+            table = build_table(summary, audit_layout(attack), "ensemble", dataset, None, order)
+            if not table.subcolumns:
+                continue
+            mine = [f.text() for f in flags if f.dataset == dataset and f.attack == attack]
+            notes = ["Order flags (the paper's attack and the worst case order these models differently):",
+                     *[f"- {line}" for line in mine]] if mine else ["Order flags: none."]
+            written += _write_table(table, out / f"audit_{attack}_{dataset}",
+                                    notes + _notes(table, run_dir, dataset, "ensemble"))
+            for optimizer in dict.fromkeys(summary[summary.attack == f"{attack}_msssim"].optimizer):
+                table = build_table(summary, perceptual_layout(attack), optimizer, dataset, None, order)
+                written += _write_table(table, out / f"perceptual_{attack}_{dataset}_{optimizer}",
+                                        _notes(table, run_dir, dataset, optimizer))
+    return written
 
 
 def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> ReportResult:
@@ -136,15 +207,20 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
     order = [m["label"] for m in meta.get("models", [])]
     budget = float((meta.get("downstream") or {}).get("budget", 1.0))
     for name in meta.get("tables") or ["table1"]:
+        if name == "audit":
+            result.written += _write_audit(summary, run_dir, out, datasets, order)
+            continue
         for optimizer in optimizers:
             reported = None if optimizer == "noise" else paper  # the paper's numbers are for real attacks
             if name == "table3":
                 table = build_table(summary, table3_layout(datasets, budget), optimizer, None, reported, order, status)
-                result.written += _write_table(table, out / f"table3_{optimizer}")
+                result.written += _write_table(table, out / f"table3_{optimizer}", _notes(table, run_dir, None,
+                                                                                           optimizer))
                 continue
             for dataset in datasets:
                 table = build_table(summary, LAYOUTS[name], optimizer, dataset, reported, order, status)
-                result.written += _write_table(table, out / f"{name}_{dataset}_{optimizer}")
+                notes = [] if optimizer == "noise" else _notes(table, run_dir, dataset, optimizer)
+                result.written += _write_table(table, out / f"{name}_{dataset}_{optimizer}", notes)
     for dataset in datasets:
         for optimizer in optimizers:
             result.written += figure_attack_loss(summary, dataset, optimizer, out / f"figure2_{dataset}_{optimizer}")

@@ -17,7 +17,8 @@ import pandas as pd
 FAILED, MISSING = "failed", "missing"
 
 ATTACK_TITLES = {"latent": "Latent space attack", "max_damage": "Maximum damage attack"}
-ATTACK_SHORT = {ATTACK_TITLES["latent"]: "latent", ATTACK_TITLES["max_damage"]: "max-damage", "Fidelity": ""}
+ATTACK_SHORT = {ATTACK_TITLES["latent"]: "latent", ATTACK_TITLES["max_damage"]: "max-damage", "Fidelity": "",
+                "Clean": ""}
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Column:
         group: Top header spanning consecutive columns with the same group.
         budget: For a scalar column of an attack metric, the one budget shown (e.g. λ = 1 in Table 3).
         dataset: Restrict the column to one dataset (Table 3 puts datasets side by side).
+        bold: Mark the best value (off for diagnostics such as the number of active units).
+        digits: Decimals shown (None: the table's).
     """
 
     attack: str
@@ -41,6 +44,8 @@ class Column:
     group: str = ""
     budget: float | None = None
     dataset: str | None = None
+    bold: bool = True
+    digits: int | None = None
 
     @property
     def per_budget(self) -> bool:
@@ -60,13 +65,16 @@ class Layout:
 
 _LATENT, _MAX = ATTACK_TITLES["latent"], ATTACK_TITLES["max_damage"]
 _FIDELITY = Column("none", "fd_classifier", r"FD$_\text{clf}$", "FD_clf", group="Fidelity")
+# A model that ignores its input looks robust: its reconstruction error and active latent units give it away.
+_CLEAN = (Column("none", "test_recon_mse", "MSE", "recon. MSE", group="Clean", bold=False, digits=4),
+          Column("none", "active_units", "AU", "active units", group="Clean", bold=False, digits=0))
 _RECON_ADV = (r"MSSSIM$(\tilde{x}_r, \tilde{x}_a)$", "MSSSIM(x̃_r, x̃_a)")
 TABLE1 = Layout("table1", "Robustness (MS-SSIM, paper implementation) under attack, mean ± std over trials", (
     Column("latent", "msssim_paper_target_adv_recon", r"MSSSIM$(x_r, \tilde{x}_a)$", "MSSSIM(x_r, x̃_a)", _LATENT),
     Column("latent", "msssim_paper_input_adv", r"MSSSIM$(x_r, x_a)$", "MSSSIM(x_r, x_a)", _LATENT),
     Column("max_damage", "msssim_paper_recon_adv_recon", *_RECON_ADV, _MAX),
     Column("max_damage", "msssim_paper_input_adv", r"MSSSIM$(x_r, x_a)$", "MSSSIM(x_r, x_a)", _MAX),
-    _FIDELITY,
+    _FIDELITY, *_CLEAN,
 ))
 TABLE2 = Layout("table2", "Ablation: robustness and fidelity of the GMM-DAE variants", (
     Column("latent", "msssim_paper_target_adv_recon", r"MSSSIM$(x_r, \tilde{x}_a)$", "MSSSIM(x_r, x̃_a)", _LATENT),
@@ -118,6 +126,8 @@ class TableData:
         column = {m: self.values[(m, index)][0] for m in self.models
                   if (m, index) in self.values and math.isfinite(self.values[(m, index)][0])}
         if not column:
+            return None
+        if not self.subcolumns[index][0].bold:
             return None
         pick = max if self.higher.get(index, True) else min
         return pick(column, key=column.get)
@@ -275,7 +285,9 @@ def to_latex(table: TableData, digits: int = 2) -> str:
         cells = [_latex_escape(model)]
         for index in range(len(heads)):
             value = table.values.get((model, index))
-            text = table.status.get((model, index), "--") if value is None else _fmt(value, digits, r" $\pm$ ")
+            places = table.subcolumns[index][0].digits
+            text = table.status.get((model, index), "--") if value is None else _fmt(
+                value, digits if places is None else places, r" $\pm$ ")
             cells.append(rf"\textbf{{{text}}}" if value is not None and table.best(index) == model else text)
         cells += [f"{table.paper[(model, i)]:.{digits}f}" if (model, i) in table.paper else "--" for i in paper_idx]
         lines.append(" & ".join(cells) + r" \\")
@@ -298,7 +310,9 @@ def to_markdown(table: TableData, digits: int = 2) -> str:
         cells = [model]
         for index in range(len(heads)):
             value = table.values.get((model, index))
-            text = table.status.get((model, index), "–") if value is None else _fmt(value, digits)
+            places = table.subcolumns[index][0].digits
+            text = table.status.get((model, index), "–") if value is None else _fmt(
+                value, digits if places is None else places)
             cells.append(f"**{text}**" if value is not None and table.best(index) == model else text)
         cells += [f"{table.paper[(model, i)]:.{digits}f}" if (model, i) in table.paper else "–" for i in paper_idx]
         lines.append("| " + " | ".join(cells) + " |")

@@ -22,7 +22,7 @@ from aebench.attacks.batched import BatchedAttack, attack_in_chunks
 from aebench.data import ImageDataset, load_dataset
 from aebench.downstream import downstream_accuracy, train_latent_classifier
 from aebench.metrics import METRICS, AttackOutcome
-from aebench.metrics.reconstruction import reconstruction_mse
+from aebench.metrics.reconstruction import active_units, reconstruction_mse
 from aebench.models.base import AutoEncoder
 from aebench.progress import ProgressLog
 from aebench.runner.plan import NOISE_OPTIMIZER, Measurement
@@ -48,6 +48,7 @@ class Outcome:
 
     values: list[Value]
     examples: dict[str, np.ndarray] = field(default_factory=dict)
+    per_image: dict[str, np.ndarray] = field(default_factory=dict)  # metric → (T, N), for bootstrap intervals
 
 
 @dataclass
@@ -92,7 +93,9 @@ class CellContext:
 
 def _reconstruction(ctx: CellContext, m: Measurement) -> Outcome:
     mse = reconstruction_mse(ctx.model, ctx.test_set, ctx.device)
-    return Outcome([Value("test_recon_mse", [mse], higher_is_better=False)])
+    units = active_units(ctx.model, ctx.test_set, ctx.device)
+    return Outcome([Value("test_recon_mse", [mse], higher_is_better=False),
+                    Value("active_units", [float(units)], higher_is_better=True)])
 
 
 def _fidelity(ctx: CellContext, m: Measurement) -> Outcome:
@@ -152,8 +155,8 @@ def _attack(ctx: CellContext, m: Measurement) -> Outcome:
         return values.reshape(images.n_trials, images.n_images).double().mean(dim=1).tolist()
 
     where = (s["attack"], s["optimizer"], s["budget"])
-    values = [Value(name, per_trial(METRICS[name].fn(outcome)), METRICS[name].higher_is_better, *where)
-              for name in s["metrics"]]
+    per_image = {name: METRICS[name].fn(outcome).detach() for name in s["metrics"]}
+    values = [Value(name, per_trial(per_image[name]), METRICS[name].higher_is_better, *where) for name in s["metrics"]]
     if result.capped is not None:  # how often the iteration cap, not convergence, ended the search
         values.append(Value("iteration_cap_hit", per_trial(result.capped.double()), False, *where))
     for member, member_values in result.members.items():
@@ -168,7 +171,8 @@ def _attack(ctx: CellContext, m: Measurement) -> Outcome:
             tensor = getattr(outcome, part)
             if tensor is not None:
                 examples[part] = (tensor[: s["examples"]].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-    return Outcome(values, examples)
+    shape = (images.n_trials, images.n_images)
+    return Outcome(values, examples, {k: v.reshape(shape).float().numpy() for k, v in per_image.items()})
 
 
 def _downstream(ctx: CellContext, m: Measurement) -> Outcome:

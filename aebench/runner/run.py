@@ -22,7 +22,16 @@ from aebench.checkpoint import CheckpointError, load_model, read_metadata
 from aebench.models.base import AutoEncoder
 from aebench.progress import ProgressLog, format_seconds
 from aebench.provenance import new_run_id, now, run_record, write_run_record
-from aebench.results import ResultsError, Row, error_path, examples_path, read_measurement, rows_path, write_rows
+from aebench.results import (
+    ResultsError,
+    Row,
+    error_path,
+    examples_path,
+    per_image_path,
+    read_measurement,
+    rows_path,
+    write_rows,
+)
 from aebench.runner.measure import MEASURE, CellContext, Outcome
 from aebench.runner.plan import CellPlan, Measurement, plan_suite
 from aebench.suite import Suite
@@ -184,15 +193,18 @@ def _record_failure(output: Path, cell: CellPlan, m: Measurement, key: str, err:
 
 
 def _save_outcome(output: Path, cell: CellPlan, m: Measurement, outcome: Outcome, rows: list[Row]) -> None:
-    """Examples first, rows last: a measurement counts as finished only once its rows file exists."""
-    if outcome.examples:
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **outcome.examples)
-
-        atomic_write(examples_path(output, cell.cell_id, m.name), write)
+    """Examples and per-image values first, rows last: a measurement is finished only once its rows file exists."""
+    for path, arrays in ((examples_path(output, cell.cell_id, m.name), outcome.examples),
+                         (per_image_path(output, cell.cell_id, m.name), outcome.per_image)):
+        if arrays:
+            atomic_write(path, lambda tmp, arrays=arrays: _savez(tmp, arrays))
     write_rows(rows_path(output, cell.cell_id, m.name), rows)
     error_path(output, cell.cell_id, m.name).unlink(missing_ok=True)
+
+
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress: ProgressLog, reuse_stale: bool,

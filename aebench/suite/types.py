@@ -12,7 +12,7 @@ from typing import Any
 
 from aebench.attacks import DEFAULT_BUDGETS
 
-TABLES = ("table1", "table2", "table3")
+TABLES = ("table1", "table2", "table3", "audit")
 
 
 class SuiteError(ValueError):
