@@ -61,6 +61,7 @@ class OrderFlag:
     worst: tuple[float, float]
 
     def text(self) -> str:
+        """One line for the report."""
         a, b = self.models
         return (f"{self.dataset}, {self.attack}, λ={self.budget:g}: {a} vs {b}: attack loss {self.paper[0]:.3f} vs "
                 f"{self.paper[1]:.3f} under the paper's attack, {self.worst[0]:.3f} vs {self.worst[1]:.3f} in the "
