@@ -2,8 +2,8 @@
 
 A run folder holds ``cells/<cell>/<measurement>.jsonl`` (the rows), ``<measurement>.error.json`` for a
 measurement that failed, ``<measurement>.examples.npz`` (example images of an attack, for Figure 3) and
-``<measurement>.values.npz`` (each metric per trial and image, for the report's bootstrap intervals). Tables and figures are
-rendered from these files alone, so re-rendering never re-runs an attack.
+``<measurement>.values.npz`` (each metric per trial and image, for the report's bootstrap intervals). Tables and
+figures are rendered from these files alone, so re-rendering never re-runs an attack.
 """
 
 from __future__ import annotations
