@@ -13,14 +13,18 @@ method's arithmetic rate as a fraction of this machine's float32 matmul rate, me
 counted from the network's linear and convolution layers by forward hooks; a forward that builds a graph is followed
 by one input-gradient backward of the same cost (one matmul per layer: parameter gradients are never computed).
 
+Each batched method is also compared with the loop image by image: on how many images its objective is weaker than
+the loop's, and by how much at most (the ensemble must be at least as strong as the loop on every image).
+
 Usage:
     python benchmarks/attack_throughput.py --checkpoint runs/fmnist_gmm_dae.safetensors --pairs 1000
+    python benchmarks/attack_throughput.py --model vae --pairs 1000 --threads 1   # a VAE-family model
     python benchmarks/attack_throughput.py --pairs 40 --train-steps 200        # no checkpoint: train one here
     python benchmarks/attack_throughput.py --pairs 40 --variant pgd:steps=50 --variant lbfgs:backend=scipy
 
-``--checkpoint`` loads a model saved by ``aebench.checkpoint``; when the file does not exist, a ``gmm_dae`` with the
-fully connected trunk is trained here for ``--train-steps`` Adam steps on Fashion-MNIST and saved to that path (no
-path: kept in memory). ``--random-images`` replaces the data set by uniform noise images (only for a smoke run).
+``--checkpoint`` loads a model saved by ``aebench.checkpoint``; when the file does not exist, a ``--model`` (default
+``gmm_dae``) with the fully connected trunk is trained here for ``--train-steps`` Adam steps on Fashion-MNIST and saved
+to that path (no path: kept in memory). ``--random-images`` replaces the data set by uniform noise images (only for a smoke run).
 """
 
 from __future__ import annotations
@@ -50,11 +54,13 @@ def get_model(args: argparse.Namespace) -> AutoEncoder:
 
     if args.checkpoint and Path(args.checkpoint).is_file():
         return load_model(args.checkpoint).eval()
+    from aebench.config import constructor_parameters
     from aebench.models import create_model
 
-    image_shape, latent_dim, num_components = (1, 32, 32), 10, 10
-    model = create_model("gmm_dae", image_shape=image_shape, latent_dim=latent_dim, num_components=num_components,
-                         batch_size=args.train_batch)
+    offered = {"image_shape": (1, 32, 32), "latent_dim": 10, "num_components": 10, "batch_size": args.train_batch,
+               "dataset_size": 60_000}
+    accepted = constructor_parameters(args.model)
+    model = create_model(args.model, **{k: v for k, v in offered.items() if k in accepted})
     if args.train_steps > 0:
         train = _images("train", 60_000, args)[0]
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -67,7 +73,7 @@ def get_model(args: argparse.Namespace) -> AutoEncoder:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        print(f"trained gmm_dae for {args.train_steps} steps in {time.perf_counter() - t0:.0f} s "
+        print(f"trained {args.model} for {args.train_steps} steps in {time.perf_counter() - t0:.0f} s "
               f"(last loss {loss.item():.4g})")
         if args.checkpoint:
             save_checkpoint(args.checkpoint, model, dataset="fashion_mnist", seed=args.seed,
@@ -178,6 +184,7 @@ class Measurement:
     images_per_s: float
     images_per_cpu_s: float
     gflops: float
+    per_image: Tensor
 
 
 def parse_variant(text: str) -> tuple[str, str, dict[str, object]]:
@@ -202,12 +209,14 @@ def measure(name: str, fn, model: AutoEncoder, n: int) -> Measurement:
     finally:
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         counter.close()
-    return Measurement(name, float(values.mean()), n / seconds, n / cpu_seconds, counter.flops / seconds / 1e9)
+    return Measurement(name, float(values.mean()), n / seconds, n / cpu_seconds, counter.flops / seconds / 1e9,
+                       values.detach().cpu())
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", help="model checkpoint (trained here and saved when the file does not exist)")
+    p.add_argument("--model", default="gmm_dae", help="registered model trained here when there is no checkpoint")
     p.add_argument("--train-steps", type=int, default=300, help="Adam steps when no checkpoint exists (0: untrained)")
     p.add_argument("--train-batch", type=int, default=128)
     p.add_argument("--pairs", type=int, default=1000, help="(image, trial) pairs per setting")
@@ -227,7 +236,7 @@ def main() -> None:
     for param in model.parameters():  # nothing here needs parameter gradients
         param.requires_grad_(False)
     x, target = pairs_and_targets(args)
-    variants = [parse_variant(v) for v in (args.variant or ["lbfgs", "pgd"])]
+    variants = [parse_variant(v) for v in (args.variant or ["lbfgs", "pgd", "apgd", "ensemble"])]
     peak = matmul_gflops()
     print(f"model {model.registry_name}, {x.shape[0]} pairs ({args.trials} trials), {args.threads} threads, "
           f"float32 matmul {peak:.1f} GFLOP/s")
@@ -253,14 +262,19 @@ def main() -> None:
             base = rows[0] if not args.skip_per_image else None
             print(f"\n{attack}  λ={budget:g}   (noise at the same budget: {noise:.4f})")
             print(f"  {'method':34s} {'mean obj':>10s} {'Δ vs loop':>10s} {'obj ratio':>9s} {'img/s':>8s} "
-                  f"{'speed×':>7s} {'img/cpu-s':>9s} {'cpu×':>6s} {'GFLOP/s':>8s} {'of matmul':>9s}")
+                  f"{'speed×':>7s} {'img/cpu-s':>9s} {'cpu×':>6s} {'GFLOP/s':>8s} {'of matmul':>9s} "
+                  f"{'weaker on':>10s} {'max short':>9s}")
             for r in rows:
                 delta = f"{r.objective - base.objective:+10.4f}" if base else f"{'':>10s}"
                 ratio = f"{r.objective / base.objective:9.3f}" if base and base.objective else f"{'':>9s}"
                 speed = f"{r.images_per_s / base.images_per_s:7.1f}" if base else f"{'':>7s}"
                 cpu = f"{r.images_per_cpu_s / base.images_per_cpu_s:6.1f}" if base else f"{'':>6s}"
+                # Image by image: where is the method weaker than the loop (a higher objective), and by how much?
+                shortfall = r.per_image - base.per_image if base else None
+                weaker = f"{int((shortfall > 1e-6).sum()):>5d}/{shortfall.numel():<4d}" if base else f"{'':>10s}"
+                worst = f"{float(shortfall.max()):9.4f}" if base else f"{'':>9s}"
                 print(f"  {r.method:34s} {r.objective:10.4f} {delta} {ratio} {r.images_per_s:8.1f} {speed} "
-                      f"{r.images_per_cpu_s:9.1f} {cpu} {r.gflops:8.2f} {r.gflops / peak:9.1%}")
+                      f"{r.images_per_cpu_s:9.1f} {cpu} {r.gflops:8.2f} {r.gflops / peak:9.1%} {weaker} {worst}")
     print(f"\nfloat32 matmul peak (best of all measurements): {peak:.1f} GFLOP/s")
     print("img/s is wall-clock; img/cpu-s divides by this process's CPU time, which other load on a shared machine "
           "disturbs less.")
