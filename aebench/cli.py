@@ -145,7 +145,9 @@ def validate(
 @app.command()
 def run(
     suite_path: Path = typer.Argument(..., metavar="SUITE", help="Suite YAML file."),
-    shard: str = typer.Option("0/1", help="Run only cells i, i+N, i+2N, ... of the suite (i/N, 0-based)."),
+    shard: str = typer.Option("0/1", help="Run only shard i of N (i/N, 0-based; auto/N reads $SLURM_ARRAY_TASK_ID); "
+                              "shards are balanced by estimated cost. A sharded run renders no report."),
+    jobs: int = typer.Option(1, help="Run this many shards at once in worker processes (cores split between them)."),
     output: Path | None = typer.Option(None, help="Override the suite's output folder."),
     report: bool = typer.Option(True, help="Render tables and figures when the run ends."),
     reuse_stale: bool = typer.Option(False, "--reuse-stale", help="Keep models and measurements computed by other "
@@ -177,6 +179,9 @@ def run(
         return
     command_line = _command_line_training(epochs, batch_size, lr)
     _plan_or_fail(suite, command_line)  # every configuration problem before any compute
+    if jobs != 1:
+        _run_jobs(suite, jobs, command_line, reuse_stale, report)
+        return
     try:
         summary = run_suite(suite, shard_pair, ProgressLog(err_console), reuse_stale=reuse_stale,
                             command_line=command_line)
@@ -188,9 +193,31 @@ def run(
                   f"{len(summary.failed)} failed")
     for name, error in summary.failed.items():
         console.print(f"  [red]failed[/] {name}: {error.splitlines()[0]}", soft_wrap=True)
-    if report:
+    if shard_pair[1] > 1:
+        console.print(f"shard {shard_pair[0]}/{shard_pair[1]} done; render the report once with "
+                      f"`aebench report {suite.output}`")
+    elif report:
         _render(Path(suite.output), None, show=True)
     if summary.failed:
+        raise typer.Exit(code=1)
+
+
+def _run_jobs(suite, jobs: int, command_line: dict[str, object], reuse_stale: bool, report: bool) -> None:
+    from aebench.runner.launch import run_parallel
+
+    try:
+        results = run_parallel(suite, jobs, command_line=command_line, reuse_stale=reuse_stale)
+    except ValueError as err:
+        _fail(str(err))
+        return
+    failed = {k: v for r in results for k, v in r["failed"].items()}
+    console.print(f"{jobs} jobs: measurements {sum(r['finished'] for r in results)} finished, "
+                  f"{sum(r['skipped'] for r in results)} skipped, {len(failed)} failed")
+    for name, error in failed.items():
+        console.print(f"  [red]failed[/] {name}: {error.splitlines()[0]}", soft_wrap=True)
+    if report:
+        _render(Path(suite.output), None, show=True)
+    if failed:
         raise typer.Exit(code=1)
 
 
@@ -221,6 +248,56 @@ def report(
         _render(run_dir, out, show=True)
     except FileNotFoundError as err:
         _fail(str(err))
+
+
+@app.command()
+def launch(
+    suite_path: Path = typer.Argument(..., metavar="SUITE", help="Suite YAML file."),
+    cluster: str = typer.Option("slurm", help="slurm (a job array through submitit) or local (the same, here)."),
+    tasks: int | None = typer.Option(None, help="Array tasks (default: one per cell); cells are balanced by cost."),
+    partition: str | None = typer.Option(None, help="SLURM partition."),
+    gpus_per_task: int = typer.Option(0, help="GPUs per array task."),
+    cpus_per_task: int | None = typer.Option(None, help="CPU cores per task (default: this machine's)."),
+    timeout_min: int = typer.Option(24 * 60, help="Time limit per task in minutes."),
+    array_parallelism: int | None = typer.Option(None, help="At most this many tasks at once."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the shards and their estimated time; submit nothing."),
+    output: Path | None = typer.Option(None, help="Override the suite's output folder."),
+    reuse_stale: bool = typer.Option(False, "--reuse-stale", help="As for `aebench run`."),
+) -> None:
+    """Run a suite as a job array: one task per cost-balanced shard, one output folder, one report at the end.
+
+    Relaunching the same command submits only the shards that still have unfinished measurements.
+    """
+    import dataclasses
+
+    from aebench.runner.launch import describe, launch, shard_plan
+
+    suite = _load_suite_or_fail(suite_path)
+    if output is not None:
+        suite = dataclasses.replace(suite, output=str(output))
+    _plan_or_fail(suite, {})
+    if dry_run:
+        plan, todo = shard_plan(suite, tasks, reuse_stale=reuse_stale)
+        for line in describe(plan, todo):
+            console.print(line, soft_wrap=True)
+        return
+    try:
+        result = launch(suite, cluster=cluster, tasks=tasks, partition=partition, gpus_per_task=gpus_per_task,
+                        cpus_per_task=cpus_per_task, timeout_min=timeout_min, array_parallelism=array_parallelism,
+                        reuse_stale=reuse_stale)
+    except (ImportError, ValueError) as err:
+        _fail(str(err))
+        return
+    if not result.submitted:
+        console.print("nothing to do: every measurement is finished")
+    for index, summary in sorted(result.finished.items()):
+        console.print(f"task {index}: {summary['finished']} finished, {summary['skipped']} skipped, "
+                      f"{len(summary['failed'])} failed")
+    for index, error in sorted(result.failed.items()):
+        console.print(f"  [red]task {index} failed[/]: {error}", soft_wrap=True)
+    _render(Path(suite.output), None, show=False)
+    if result.failed or any(s["failed"] for s in result.finished.values()):
+        raise typer.Exit(code=1)
 
 
 from aebench.data.cli import app as data_app  # noqa: E402  (sub-command owned by the data package)

@@ -6,6 +6,7 @@ Nothing here knows about models, suites or rows; it imports only the standard li
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -161,3 +162,24 @@ def set_threads(threads: int | None = None, workers: int = 1) -> int:
     count = threads if threads is not None else max(1, available_cores() // max(1, workers))
     torch.set_num_threads(count)
     return count
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path, wait: bool) -> Iterator[bool]:
+    """An exclusive lock on ``path`` (created if needed), held while the block runs; yields whether it was taken.
+
+    With ``wait`` the call blocks until the lock is free; without, it yields False at once when another process
+    holds it. The operating system drops the lock when its process dies, so a killed run never leaves one behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

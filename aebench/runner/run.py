@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -32,11 +33,12 @@ from aebench.results import (
     rows_path,
     write_rows,
 )
+from aebench.runner.cost import assign_shards
 from aebench.runner.measure import MEASURE, CellContext, Outcome
 from aebench.runner.plan import CellPlan, Measurement, plan_suite
 from aebench.suite import Suite
 from aebench.training import CHECKPOINT_NAME, train
-from aebench.utils import atomic_write, atomic_write_text, check_writable, file_sha256, pick_device
+from aebench.utils import atomic_write, atomic_write_text, check_writable, file_lock, file_sha256, pick_device
 
 
 class RunError(ValueError):
@@ -52,18 +54,29 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     reused_stale: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    elsewhere: list[str] = field(default_factory=list)  # being computed by another process at the same time
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """Parse ``"i/N"`` (0 ≤ i < N) into ``(i, N)``.
+ARRAY_TASK_VARIABLE = "SLURM_ARRAY_TASK_ID"
+
+
+def parse_shard(text: str, environ: dict[str, str] | None = None) -> tuple[int, int]:
+    """Parse ``"i/N"`` (0 ≤ i < N) into ``(i, N)``; ``"auto/N"`` takes i from ``$SLURM_ARRAY_TASK_ID``.
 
     Raises:
         ValueError: With the expected format, for anything else.
     """
+    environ = dict(os.environ) if environ is None else environ
+    head, _, tail = text.partition("/")
+    if head == "auto":
+        if ARRAY_TASK_VARIABLE not in environ:
+            raise ValueError(f"--shard {text!r} reads ${ARRAY_TASK_VARIABLE}, which is not set; run it as a SLURM "
+                             "array task (sbatch --array=0-N-1) or give the index, e.g. --shard 0/4.")
+        text = f"{environ[ARRAY_TASK_VARIABLE]}/{tail}"
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard must look like i/N with integers, e.g. 0/4; got {text!r}.") from None
+        raise ValueError(f"--shard must look like i/N with integers (or auto/N), e.g. 0/4; got {text!r}.") from None
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"--shard {text!r}: need N ≥ 1 and 0 ≤ i < N.")
     return index, count
@@ -134,9 +147,11 @@ def choose_model(cell: CellPlan, cache_dir: str, reuse_stale: bool) -> ModelChoi
 def obtain_model(cell: CellPlan, choice: ModelChoice, suite: Suite, device: Any,
                  progress: ProgressLog) -> tuple[AutoEncoder, Path]:
     """Load the chosen checkpoint, or train the cell's model in its cache folder (resuming a partial run)."""
-    if choice.checkpoint is not None:
-        return load_model(choice.checkpoint, device), choice.checkpoint
-    assert cell.source.training is not None and choice.run_dir is not None
+    assert choice.checkpoint is not None or (cell.source.training is not None and choice.run_dir is not None)
+    # Another process may have finished the training since the choice was made (it held the training lock).
+    done = choice.checkpoint or _finished_checkpoint(choice.run_dir, cell.source.training.training.epochs)
+    if done is not None:
+        return load_model(done, device), done
     progress.print(f"{cell.cell_id}: training {cell.source.training.model} for {cell.source.training.training.epochs} "
                    f"epochs in {choice.run_dir}")
     result = train(cell.source.training, run_dir=choice.run_dir, data_root=suite.data_root, device=device,
@@ -158,7 +173,7 @@ def make_rows(suite: Suite, cell: CellPlan, m: Measurement, outcome: Outcome, *,
             for v in outcome.values for trial, value in enumerate(v.values)]
 
 
-def _state(output: Path, cell: CellPlan, m: Measurement, choice: ModelChoice, reuse_stale: bool,
+def measurement_state(output: Path, cell: CellPlan, m: Measurement, choice: ModelChoice, reuse_stale: bool,
            progress: ProgressLog) -> str:
     """``"done"``, ``"stale"`` (finished by other code, reusable on request) or ``"todo"``."""
     path = rows_path(output, cell.cell_id, m.name)
@@ -215,7 +230,7 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
     pending = []
     for m in cell.measurements:
         name = f"{cell.cell_id}/{m.name}"
-        state = _state(output, cell, m, choice, reuse_stale, progress)
+        state = measurement_state(output, cell, m, choice, reuse_stale, progress)
         if state == "todo":
             pending.append(m)
         elif state == "stale":
@@ -226,7 +241,11 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
     if not pending:
         return
     try:
-        model, checkpoint = obtain_model(cell, choice, suite, device, progress)
+        # Two processes on one suite (a job array, --jobs, a second run by hand) train a model once: the second
+        # waits here, then loads what the first trained.
+        lock = (choice.run_dir or output / "cells" / cell.cell_id) / ".train.lock"
+        with file_lock(lock, wait=True):
+            model, checkpoint = obtain_model(cell, choice, suite, device, progress)
     except Exception as err:  # a model that cannot be built fails its measurements, never the other cells
         for m in pending:
             _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress, "model: ")
@@ -238,18 +257,30 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
     context = CellContext(model=model, dataset=cell.dataset, seed=cell.seed, device=device,
                           data_root=suite.data_root, cache_dir=suite.cache_dir, progress=progress)
     for m in pending:
-        started = time.perf_counter()
-        try:
-            outcome = MEASURE[m.kind](context, m)
-            wall = time.perf_counter() - started
-            rows = make_rows(suite, cell, m, outcome, run_id=run_id, choice=choice, device=str(device),
-                             wall_time=wall)
-            _save_outcome(output, cell, m, outcome, rows)
-        except Exception as err:  # one failing measurement must not cost the others their results
-            _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress)
-            continue
-        summary.finished.append(f"{cell.cell_id}/{m.name}")
-        progress.print(f"{cell.cell_id} {m.name}: finished in {format_seconds(wall)}")
+        with file_lock(rows_path(output, cell.cell_id, m.name).with_suffix(".lock"), wait=False) as mine:
+            if not mine:  # another process is computing it right now; it will write the rows
+                summary.elsewhere.append(f"{cell.cell_id}/{m.name}")
+                continue
+            if measurement_state(output, cell, m, choice, reuse_stale, progress) == "done":  # finished while we waited
+                summary.skipped.append(f"{cell.cell_id}/{m.name}")
+                continue
+            _measure(suite, cell, m, context, choice, run_id, device, summary, progress)
+
+
+def _measure(suite: Suite, cell: CellPlan, m: Measurement, context: CellContext, choice: ModelChoice, run_id: str,
+             device: Any, summary: RunSummary, progress: ProgressLog) -> None:
+    output = Path(suite.output)
+    started = time.perf_counter()
+    try:
+        outcome = MEASURE[m.kind](context, m)
+        wall = time.perf_counter() - started
+        rows = make_rows(suite, cell, m, outcome, run_id=run_id, choice=choice, device=str(device), wall_time=wall)
+        _save_outcome(output, cell, m, outcome, rows)
+    except Exception as err:  # one failing measurement must not cost the others their results
+        _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress)
+        return
+    summary.finished.append(f"{cell.cell_id}/{m.name}")
+    progress.print(f"{cell.cell_id} {m.name}: finished in {format_seconds(wall)}")
 
 
 def _check_outputs(suite: Suite) -> None:
@@ -273,7 +304,7 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), progress: ProgressL
 
     Args:
         suite: A validated suite.
-        shard: ``(i, N)``: run only cells i, i+N, i+2N, ...
+        shard: ``(i, N)``: run only the cells of shard i of N (cost-balanced, :mod:`aebench.runner.cost`).
         progress: Where progress lines go (default: standard error).
         reuse_stale: Keep models and measurements computed by other code (recorded in their rows).
         command_line: Training settings given on the command line.
@@ -293,7 +324,7 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), progress: ProgressL
     record = run_record(summary.run_id, suite.path, device)
     write_run_record(output, record)
     index, count = shard
-    mine = cells[index::count]
+    mine = list(assign_shards(cells, count, suite.data_root).cells[index]) if count > 1 else cells
     try:
         for number, cell in enumerate(mine, start=1):
             progress.print(f"cell {number}/{len(mine)}: {cell.cell_id}")

@@ -1,0 +1,98 @@
+"""Past one process: cost-balanced shards, two runs on one folder, a job array through submitit's local executor."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from aebench.results import read_rows
+from aebench.runner import parse_shard, plan_suite, run_suite
+from aebench.runner.cost import assign_shards, cell_cost
+from aebench.suite import load_suite
+
+SUITE = {
+    "name": "cluster", "version": 1, "datasets": ["fashion_mnist_mini"],
+    "models": [{"name": "gmm_dae"}, {"name": "vae"}, {"name": "robust_gmm_dae", "label": "robust"}],
+    "training": {"epochs": 1, "batch_size": 500},
+    "attacks": [{"name": "latent", "optimizer": "pgd", "budgets": [1, 2], "options": {"steps": 3, "restarts": 1}}],
+    "noise_baseline": False, "n_images": 3, "n_trials": 2, "device": "cpu", "examples": 1,
+}
+VOLATILE = ["wall_time", "run_id"]
+
+
+def _suite(tmp_path: Path, name: str, **changes):
+    raw = {**SUITE, "output": str(tmp_path / name), "cache_dir": str(tmp_path / f"{name}-cache"), **changes}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_suite(path)
+
+
+def _rows(suite) -> pd.DataFrame:
+    keys = ["model", "measurement", "attack", "optimizer", "budget", "trial", "metric"]
+    return read_rows(suite.output).drop(columns=VOLATILE).sort_values(keys).reset_index(drop=True)
+
+
+def test_longest_processing_time_first_is_within_four_thirds_of_the_best_split(tmp_path):
+    suite = _suite(tmp_path, "lpt", seeds=[0, 1], training={"epochs": 3, "batch_size": 500},
+                   models=[{"name": "gmm_dae"}, {"name": "vae"}, {"name": "robust_gmm_dae", "label": "robust"},
+                           {"name": "lipschitz_vae"}])
+    cells = plan_suite(suite)
+    costs = [cell_cost(c) for c in cells]
+    assert costs[cells.index(next(c for c in cells if c.label == "lipschitz_vae"))] == max(costs)
+    for count in (2, 3):
+        plan = assign_shards(cells, count)
+        assert sorted(c.cell_id for s in plan.cells for c in s) == sorted(c.cell_id for c in cells)
+        best = min(max(sum(costs[i] for i in range(len(cells)) if split[i] == s) for s in range(count))
+                   for split in itertools.product(range(count), repeat=len(cells)))
+        assert max(plan.seconds) <= 4 / 3 * best + 1e-9
+        assert assign_shards(cells, count) == plan  # every array task computes the same assignment
+
+
+def test_auto_shard_reads_the_array_index():
+    assert parse_shard("auto/4", {"SLURM_ARRAY_TASK_ID": "3"}) == (3, 4)
+    with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID"):
+        parse_shard("auto/4", {})
+
+
+def test_two_concurrent_runs_on_one_folder_give_the_rows_of_one_run(tmp_path):
+    reference = _suite(tmp_path, "single")
+    run_suite(reference)
+    shared = _suite(tmp_path, "shared")
+    command = [sys.executable, "-m", "aebench.cli", "run", shared.path, "--no-report", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first, second = (subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                     for _ in range(2))
+    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    assert "Traceback" not in "".join(out + err for out, err in outputs)
+    pd.testing.assert_frame_equal(_rows(reference), _rows(shared))
+    assert len(list(Path(shared.cache_dir).glob("*/checkpoint.safetensors"))) == 3  # each model trained once
+
+
+def test_a_job_array_through_submitits_local_executor_gives_the_rows_of_aebench_run(tmp_path):
+    pytest.importorskip("submitit")
+    from typer.testing import CliRunner
+
+    from aebench.cli import app
+
+    reference = _suite(tmp_path, "plain")
+    run_suite(reference)
+    launched = _suite(tmp_path, "launched")
+    runner = CliRunner()
+    dry = runner.invoke(app, ["launch", launched.path, "--dry-run", "--tasks", "2"], catch_exceptions=False)
+    assert dry.exit_code == 0 and dry.output.count("(to run)") == 2
+    result = runner.invoke(app, ["launch", launched.path, "--cluster", "local", "--tasks", "2"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(_rows(reference), _rows(launched))
+    assert (Path(launched.output) / "report" / "table1_fashion_mnist_mini_pgd.md").is_file()
+    again = runner.invoke(app, ["launch", launched.path, "--cluster", "local", "--tasks", "2"],
+                          catch_exceptions=False)
+    assert "nothing to do" in again.output  # a relaunch submits only unfinished work
