@@ -24,7 +24,8 @@ Usage:
 
 ``--checkpoint`` loads a model saved by ``aebench.checkpoint``; when the file does not exist, a ``--model`` (default
 ``gmm_dae``) with the fully connected trunk is trained here for ``--train-steps`` Adam steps on Fashion-MNIST and saved
-to that path (no path: kept in memory). ``--random-images`` replaces the data set by uniform noise images (only for a smoke run).
+to that path (no path: kept in memory). ``--random-images`` replaces the data set by uniform noise images (only for
+a smoke run).
 """
 
 from __future__ import annotations
