@@ -300,6 +300,42 @@ def launch(
         raise typer.Exit(code=1)
 
 
+@app.command("import")
+def import_(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="authors, pythae or state_dict."),
+    source: Path = typer.Argument(..., help="The foreign checkpoint (a file, or a pythae model folder)."),
+    model: str | None = typer.Option(None, help="The aebench model it becomes (authors: a GMM-DAE model)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset it was trained on."),
+    output: Path = typer.Option(..., help="The aebench checkpoint to write (.safetensors)."),
+    option: list[str] = typer.Option([], "--set", help="A format option as KEY=VALUE (YAML value), repeatable: "
+                                     "code=gmm_dae, factory=pkg.mod:make, encode=embed, allow_pickle=true, ..."),
+    data_root: Path | None = typer.Option(None, envvar="AEBENCH_DATA", help="Folder with the dataset files."),
+) -> None:
+    """Convert a checkpoint of another code base into an aebench checkpoint that records its source."""
+    import yaml
+
+    from aebench.adapters import ForeignCheckpointError, import_checkpoint, rebuildable, save_imported
+
+    options = {}
+    for item in option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--set {item!r}: write KEY=VALUE, e.g. --set code=gmm_dae.")
+        options[key] = yaml.safe_load(value)
+    try:
+        imported = import_checkpoint(fmt, source, model=model, dataset=dataset,
+                                     data_root=None if data_root is None else str(data_root), **options)
+        if not rebuildable(imported.model):
+            _fail(f"{source}: its networks were unpickled and cannot be written as an aebench checkpoint; evaluate "
+                  "it from a suite (checkpoint: {format: ..., allow_pickle: true}) instead.")
+        path = save_imported(imported, output, dataset)
+    except (KeyError, TypeError, ValueError, ImportError, ForeignCheckpointError) as err:
+        _fail(str(err).strip("'\""))
+        return
+    console.print(f"wrote {path}: {imported.model.registry_name} from {fmt} {source} (sha256 "
+                  f"{imported.source.get('sha256')})")
+
+
 from aebench.data.cli import app as data_app  # noqa: E402  (sub-command owned by the data package)
 
 app.add_typer(data_app, name="data", help="Dataset files: list, locate and download.")

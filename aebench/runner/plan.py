@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aebench.attacks import ATTACKS
@@ -40,6 +41,8 @@ class ModelSource:
     training: TrainingConfig | None = None
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None
+    source: dict[str, Any] | None = None
+    instance: Any = field(default=None, compare=False)
 
     def key(self) -> str:
         """Identifies the model: the training key (settings and code) or the checkpoint's SHA-256."""
@@ -50,9 +53,10 @@ class ModelSource:
         return self.training.settings_key() if self.training is not None else str(self.checkpoint_sha256)
 
     def row_settings(self) -> dict[str, Any]:
-        """What every row records about its model."""
+        """What every row records about its model (for an imported one, where it came from)."""
         if self.training is None:
-            return {"model": self.name, "checkpoint": {"path": self.checkpoint, "sha256": self.checkpoint_sha256}}
+            found = {"model": self.name, "checkpoint": {"path": self.checkpoint, "sha256": self.checkpoint_sha256}}
+            return {**found, "source": self.source} if self.source else found
         return {"model": self.name, "training": dataclasses.asdict(self.training.training),
                 "model_args": self.training.model_args, "training_key": self.training.key(),
                 "training_code": self.training.code}
@@ -168,13 +172,50 @@ def _measurements(suite: Suite, dataset: str, seed: int) -> list[Measurement]:
 def model_source(spec: ModelSpec, dataset: str, seed: int, suite: Suite,
                  command_line: Mapping[str, Any] | None = None) -> ModelSource:
     """Resolve where a cell's model comes from (its training configuration, or its checkpoint and SHA-256)."""
+    if spec.instance is not None:  # a model object handed over in Python (aebench.benchmark)
+        return ModelSource(name=spec.name, checkpoint_sha256=state_fingerprint(spec.instance), instance=spec.instance)
     checkpoint = spec.checkpoint_for(dataset)
+    if isinstance(checkpoint, dict):
+        return imported_source(spec, checkpoint, dataset, suite)
     if checkpoint:
         return ModelSource(name=read_metadata(checkpoint)["model"], checkpoint=checkpoint,
                            checkpoint_sha256=file_sha256(checkpoint))
     config = resolve_training(spec.name, dataset, seed=seed, recipe=spec.recipe, overrides=spec.overrides,
                               suite_training=suite.training, command_line=command_line, data_root=suite.data_root)
     return ModelSource(name=spec.name, training=config)
+
+
+def state_fingerprint(model: Any) -> str:
+    """SHA-256 of a model's tensors (names, shapes, dtypes, bytes): the identity of weights held in memory."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def imported_source(spec: ModelSpec, checkpoint: dict[str, Any], dataset: str, suite: Suite) -> ModelSource:
+    """Convert a foreign checkpoint (``{format: ..., path: ..., options}``) once, cached as an aebench checkpoint.
+
+    The model's identity is the SHA-256 of the converted weights, so a changed source file or adapter that
+    changes the weights is a new model, and re-converting the same file is the same one.
+    """
+    from aebench.adapters import import_checkpoint, rebuildable, save_imported
+
+    options = {k: v for k, v in checkpoint.items() if k not in ("format", "path")}
+    imported = import_checkpoint(checkpoint["format"], checkpoint["path"], model=spec.name, dataset=dataset,
+                                 data_root=suite.data_root, **options)
+    weights = state_fingerprint(imported.model)
+    if not rebuildable(imported.model):
+        return ModelSource(name=type(imported.model).__name__, checkpoint_sha256=weights, source=imported.source,
+                           instance=imported.model)
+    path = Path(suite.cache_dir) / "imported" / f"{checkpoint['format']}-{dataset}-{weights[:16]}.safetensors"
+    if not path.is_file():
+        save_imported(imported, path, dataset)
+    return ModelSource(name=imported.model.registry_name, checkpoint=str(path), checkpoint_sha256=weights,
+                       source=imported.source)
 
 
 def plan_suite(suite: Suite, command_line: Mapping[str, Any] | None = None) -> list[CellPlan]:

@@ -124,6 +124,8 @@ def _finished_checkpoint(run_dir: Path, epochs: int) -> Path | None:
 def choose_model(cell: CellPlan, cache_dir: str, reuse_stale: bool) -> ModelChoice:
     """Decide which weights the cell uses, without training anything."""
     source = cell.source
+    if source.instance is not None:
+        return ModelChoice(source.key(), source.settings_key(), None, None, False, source.row_settings())
     if source.training is None:
         return ModelChoice(source.key(), source.settings_key(), None, Path(str(source.checkpoint)), False,
                            source.row_settings())
@@ -145,8 +147,10 @@ def choose_model(cell: CellPlan, cache_dir: str, reuse_stale: bool) -> ModelChoi
 
 
 def obtain_model(cell: CellPlan, choice: ModelChoice, suite: Suite, device: Any,
-                 progress: ProgressLog) -> tuple[AutoEncoder, Path]:
+                 progress: ProgressLog) -> tuple[AutoEncoder, Path | None]:
     """Load the chosen checkpoint, or train the cell's model in its cache folder (resuming a partial run)."""
+    if cell.source.instance is not None:  # handed over in memory: nothing to load or train
+        return cell.source.instance.to(device).eval(), None
     assert choice.checkpoint is not None or (cell.source.training is not None and choice.run_dir is not None)
     # Another process may have finished the training since the choice was made (it held the training lock).
     done = choice.checkpoint or _finished_checkpoint(choice.run_dir, cell.source.training.training.epochs)
@@ -252,8 +256,10 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
         return
     if choice.stale:
         progress.print(f"{cell.cell_id}: reusing {checkpoint}, trained by other code (--reuse-stale)")
-    record["models"][cell.cell_id] = {"checkpoint": str(checkpoint), "sha256": file_sha256(checkpoint),
-                                      "reused_stale": choice.stale}
+    record["models"][cell.cell_id] = {"checkpoint": None if checkpoint is None else str(checkpoint),
+                                      "sha256": cell.source.checkpoint_sha256 if checkpoint is None
+                                      else file_sha256(checkpoint), "reused_stale": choice.stale,
+                                      **({"source": cell.source.source} if cell.source.source else {})}
     context = CellContext(model=model, dataset=cell.dataset, seed=cell.seed, device=device,
                           data_root=suite.data_root, cache_dir=suite.cache_dir, progress=progress)
     for m in pending:

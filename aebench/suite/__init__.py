@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from aebench.suite.types import TABLES, AttackSpec, DownstreamSpec, FidelitySpec, ModelSpec, Suite, SuiteError
-from aebench.suite.validate import load_suite
+from aebench.suite.validate import load_suite, parse_suite
 
-__all__ = ["TABLES", "AttackSpec", "DownstreamSpec", "FidelitySpec", "ModelSpec", "Suite", "SuiteError", "load_suite"]
+__all__ = ["TABLES", "AttackSpec", "DownstreamSpec", "FidelitySpec", "ModelSpec", "Suite", "SuiteError", "load_suite",
+           "parse_suite"]

@@ -28,20 +28,23 @@ class ModelSpec:
         label: What rows and tables call it (default: ``name``).
         recipe: A recipe name or YAML path (default: the model's own).
         overrides: Constructor arguments that replace the recipe's (trained models only).
-        checkpoint: A checkpoint path, or ``{dataset: path}``; the model is loaded instead of trained.
+        checkpoint: A checkpoint path, a foreign checkpoint ``{format: authors|pythae|state_dict, path: ...,
+            options}``, or ``{dataset: either of those}``; the model is loaded instead of trained.
         datasets: Only these of the suite's datasets (e.g. a model that exists for some image shapes only).
+        instance: A model object handed over in Python (``aebench.benchmark``), never from a file.
     """
 
     name: str
     label: str
     recipe: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    checkpoint: str | dict[str, str] | None = None
+    checkpoint: str | dict[str, Any] | None = None
     datasets: tuple[str, ...] | None = None
+    instance: Any = field(default=None, compare=False, repr=False)
 
-    def checkpoint_for(self, dataset: str) -> str | None:
-        """The checkpoint to load for ``dataset`` (a single path or a per-dataset mapping), or None."""
-        if isinstance(self.checkpoint, dict):
+    def checkpoint_for(self, dataset: str) -> str | dict[str, Any] | None:
+        """The checkpoint for ``dataset``: a path, a foreign checkpoint ``{format, path, ...}``, or None."""
+        if isinstance(self.checkpoint, dict) and "format" not in self.checkpoint:
             return self.checkpoint.get(dataset)
         return self.checkpoint
 
@@ -116,10 +119,11 @@ class Suite:
     given: tuple[str, ...] = ()  # the top-level keys the file gives (the others are defaults), for --explain
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (stored beside the results)."""
+        """JSON-ready form (stored beside the results); a model object handed over in Python is left out."""
         import json
 
-        return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+        plain = dataclasses.replace(self, models=tuple(dataclasses.replace(m, instance=None) for m in self.models))
+        return json.loads(json.dumps(dataclasses.asdict(plain), default=list))
 
 
 def field_default(cls: type, name: str) -> Any:

@@ -30,7 +30,7 @@ from aebench.suite.types import (
 )
 
 _SUITE_KEYS = field_names(Suite) - {"path", "given"}
-_MODEL_KEYS = field_names(ModelSpec)
+_MODEL_KEYS = field_names(ModelSpec) - {"instance"}
 _ATTACK_KEYS = field_names(AttackSpec)
 _FIDELITY_KEYS = field_names(FidelitySpec)
 _DOWNSTREAM_KEYS = field_names(DownstreamSpec)
@@ -129,15 +129,20 @@ def _named_entries(raw: dict, key: str, allowed: set[str], problems: Problems) -
 
 
 # ---------------------------------------------------------------------------------------------------------- models
-def _parse_models(raw: dict, datasets: list[str], problems: Problems) -> list[ModelSpec]:
+def _parse_models(raw: dict, datasets: list[str], problems: Problems,
+                  instances: dict[str, Any] | None = None) -> list[ModelSpec]:
     from aebench.config import model_arg_problems
-    from aebench.models import list_models
+    from aebench.models import MODELS, list_models
     from aebench.recipes import RecipeError, resolve_recipe
 
     known = list_models()
     specs, labels = [], set()
     for where, entry in _named_entries(raw, "models", _MODEL_KEYS, problems):
         name = entry["name"]
+        if name in (instances or {}):  # a model object handed over in Python: nothing to train or load
+            specs.append(ModelSpec(name=name, label=str(entry.get("label", name)), instance=instances[name]))
+            labels.add(specs[-1].label)
+            continue
         if name not in known:
             problems.add(f"{where}.name", f"unknown model {name!r}.{did_you_mean(name, known)}")
         label = entry.get("label", name)
@@ -156,6 +161,9 @@ def _parse_models(raw: dict, datasets: list[str], problems: Problems) -> list[Mo
         checkpoint = entry.get("checkpoint")
         if checkpoint is not None:
             checkpoint = _check_checkpoint_entry(entry, list(only or datasets), where, problems)
+        elif name in known and not getattr(MODELS[name], "trainable", True):
+            problems.add(f"{where}.checkpoint", f"{name!r} is trained by its own code base, so it needs a checkpoint "
+                         "(for example {format: state_dict, path: ..., factory: ...}).")
         elif name in known:
             for key, message in model_arg_problems(name, overrides):
                 problems.add(f"{where}.overrides.{key}", message)
@@ -182,18 +190,17 @@ def _model_datasets(entry: dict, datasets: list[str], where: str, problems: Prob
 
 
 def _check_checkpoint_entry(entry: dict, datasets: list[str], where: str,
-                            problems: Problems) -> str | dict[str, str] | None:
+                            problems: Problems) -> str | dict[str, Any] | None:
     """A checkpoint entry is what it says: the stored model is ``name``, trained on each dataset it is used for."""
-    from aebench.checkpoint import CheckpointError, load_model, read_metadata
-
     checkpoint = entry["checkpoint"]
-    if isinstance(checkpoint, str):
+    if _is_foreign(checkpoint) or isinstance(checkpoint, str):
         mapping = {d: checkpoint for d in datasets}
-    elif isinstance(checkpoint, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in checkpoint.items()):
+    elif isinstance(checkpoint, dict) and all(isinstance(k, str) and (isinstance(v, str) or _is_foreign(v))
+                                              for k, v in checkpoint.items()):
         mapping = checkpoint
     else:
-        problems.add(f"{where}.checkpoint", f"must be a file path or a mapping of dataset name to file path, got "
-                     f"{checkpoint!r}.")
+        problems.add(f"{where}.checkpoint", f"must be a file path, a foreign checkpoint {{format: ..., path: ...}}, or "
+                     f"a mapping of dataset name to either, got {checkpoint!r}.")
         return None
     for key in ("overrides", "recipe"):
         if entry.get(key):
@@ -204,24 +211,57 @@ def _check_checkpoint_entry(entry: dict, datasets: list[str], where: str,
             problems.add(f"{where}.checkpoint", f"no checkpoint for dataset {dataset!r}; add it to the mapping or "
                          "restrict the model with 'datasets'.")
     for dataset, path in mapping.items():
-        if not Path(path).is_file():
-            problems.add(f"{where}.checkpoint", f"file {path!r} does not exist; train it or fix the path.")
-            continue
-        try:
-            meta = read_metadata(path)
-            load_model(path)  # names, shapes, dtypes and finite values of every tensor, before any compute
-        except CheckpointError as err:
-            problems.add(f"{where}.checkpoint", str(err))
-            continue
-        if meta["model"] != entry["name"]:
-            problems.add(f"{where}.name", f"{entry['name']!r}, but {path} holds a {meta['model']!r} model; write "
-                         f"name: {meta['model']} (and label: {entry.get('label', entry['name'])} to keep the row's "
-                         "name).")
-        trained_on = meta.get("dataset")
-        if trained_on not in (None, dataset):
-            problems.add(f"{where}.checkpoint", f"{path} was trained on {trained_on!r} but would be evaluated on "
-                         f"{dataset!r}; give a per-dataset mapping.")
+        if _is_foreign(path):
+            _check_foreign(path, entry["name"], f"{where}.checkpoint", problems)
+        else:
+            _check_native(path, entry, dataset, where, problems)
     return checkpoint
+
+
+def _is_foreign(value: Any) -> bool:
+    return isinstance(value, dict) and "format" in value
+
+
+def _check_foreign(spec: dict[str, Any], name: str, where: str, problems: Problems) -> None:
+    """A foreign checkpoint: a known format, an existing path, options the format's adapter takes."""
+    import inspect
+
+    from aebench.adapters import ADAPTERS
+
+    fmt = spec["format"]
+    if not isinstance(fmt, str) or fmt not in ADAPTERS:
+        problems.add(f"{where}.format", f"unknown checkpoint format {fmt!r}.{did_you_mean(fmt, list(ADAPTERS))}")
+        return
+    path = spec.get("path")
+    if not isinstance(path, str) or not Path(path).exists():
+        problems.add(f"{where}.path", f"{path!r} does not exist; give the {fmt} checkpoint's file or folder.")
+    accepted = [p for p in inspect.signature(ADAPTERS[fmt]).parameters if p not in ("source", "model", "dataset",
+                                                                                     "data_root")]
+    for key in spec:
+        if key not in ("format", "path") and key not in accepted:
+            problems.add(f"{where}.{key}", f"not an option of the {fmt!r} format.{did_you_mean(key, accepted)}")
+
+
+def _check_native(path: str, entry: dict, dataset: str, where: str, problems: Problems) -> None:
+    from aebench.checkpoint import CheckpointError, load_model, read_metadata
+
+    if not Path(path).is_file():
+        problems.add(f"{where}.checkpoint", f"file {path!r} does not exist; train it or fix the path.")
+        return
+    try:
+        meta = read_metadata(path)
+        load_model(path)  # names, shapes, dtypes and finite values of every tensor, before any compute
+    except CheckpointError as err:
+        problems.add(f"{where}.checkpoint", str(err))
+        return
+    if meta["model"] != entry["name"]:
+        problems.add(f"{where}.name", f"{entry['name']!r}, but {path} holds a {meta['model']!r} model; write "
+                     f"name: {meta['model']} (and label: {entry.get('label', entry['name'])} to keep the row's "
+                     "name).")
+    trained_on = meta.get("dataset")
+    if trained_on not in (None, dataset):
+        problems.add(f"{where}.checkpoint", f"{path} was trained on {trained_on!r} but would be evaluated on "
+                     f"{dataset!r}; give a per-dataset mapping.")
 
 
 # --------------------------------------------------------------------------------------------------------- attacks
@@ -443,7 +483,25 @@ def load_suite(path: str | Path, check_data: bool = True) -> Suite:
         SuiteError: Listing every problem found, each with its key, value and a fix.
     """
     path = Path(path)
-    raw = _read_yaml(path)
+    return parse_suite(_read_yaml(path), path, check_data)
+
+
+def parse_suite(raw: dict[str, Any], path: str | Path, check_data: bool = True,
+                instances: dict[str, Any] | None = None) -> Suite:
+    """Validate a suite given as a mapping (what :func:`load_suite` reads from YAML).
+
+    Args:
+        raw: The suite's keys and values.
+        path: Where it came from, for messages and the default output folder.
+        check_data: Also check the dataset files.
+        instances: Model objects handed over in Python, by the ``name`` of their ``models`` entry; such an entry
+            is checked like any other except that its name need not be registered.
+
+    Raises:
+        SuiteError: Listing every problem found, each with its key, value and a fix.
+    """
+    path = Path(path)
+    instances = instances or {}
     problems = Problems(str(path))
     _check_keys(raw, _SUITE_KEYS, "", problems)
     for key in ("name", "version"):
@@ -456,7 +514,8 @@ def load_suite(path: str | Path, check_data: bool = True) -> Suite:
     attacks = _parse_attacks(raw, problems)
     suite = Suite(
         name=str(raw.get("name", path.stem)), version=str(raw.get("version", "0")), path=str(path),
-        datasets=tuple(datasets), models=tuple(_parse_models(raw, datasets, problems)), attacks=tuple(attacks),
+        datasets=tuple(datasets), models=tuple(_parse_models(raw, datasets, problems, instances)),
+        attacks=tuple(attacks),
         output=_string(raw, "output", str(Path("results") / path.stem), problems),
         training=_parse_training(raw, problems), metrics=_parse_metrics(raw, problems),
         noise_baseline=_boolean(raw, "noise_baseline", problems),
