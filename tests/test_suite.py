@@ -73,7 +73,8 @@ def test_valid_suite_loads_and_expands_into_cells(tmp_path):
         # Values of the wrong type: each a clear problem, never a TypeError traceback.
         ({"datasets": [["fashion_mnist_mini"]]}, "datasets[0]: must be a name (a string)"),
         ({"attacks": [{"name": ["latent"]}]}, "attacks[0]: must be a attack name or a mapping with a string 'name'"),
-        ({"models": [{"name": "gmm_dae", "checkpoint": 5}]}, "must be a file path, a foreign checkpoint {format: ..., path: ...}, or a mapping"),
+        ({"models": [{"name": "gmm_dae", "checkpoint": 5}]},
+         "must be a file path, a foreign checkpoint {format: ..., path: ...}, or a mapping"),
         ({"models": [{"name": "gmm_dae", "overrides": {"latent_dim": "abc"}}]},
          "models[0].overrides.latent_dim: must be an integer, got 'abc'"),
         ({"models": [{"name": "robust_gmm_dae", "overrides": {"ks_form": "halved"}}]}, "must be 'pooled' or 'split'"),
