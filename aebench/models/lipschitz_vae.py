@@ -14,10 +14,16 @@ The widths are the DAE family's FC net (DESIGN.md, "Networks") rather than Barre
 every model of Table 1 has the same width and depth. The objective is the plain negative ELBO with the
 continuous-Bernoulli likelihood; there is no adversarial step, robustness comes from the architecture.
 
-Only the fully connected variant exists (1×32×32 images): Björck orthonormalisation makes *dense* weight
-matrices orthonormal; an orthonormal conv layer needs a different parameterisation (e.g. BCOP or
-Cayley convolutions), which the source does not have and Table 1's LipschitzVAE rows for SVHN/CelebA do
-not specify. Other image shapes raise a clear error.
+Every image shape uses the dense network on the flattened image (Björck orthonormalisation constrains dense
+weights; an orthonormal convolution would need another parameterisation, which Barrett et al. do not use): 1024
+inputs for MNIST/Fashion-MNIST, 3072 for SVHN, 12,288 for CelebA. That is what a dense LipschitzVAE is; on SVHN
+and CelebA it has far fewer parameters than the DAE family's convolutional nets (about 1.3M and 5.0M against
+their 8M and 12M), which a table of those datasets should say.
+
+The certificate needs a small ‖σ(x)‖: with a learned σ it is often vacuous (0 for every image). Barrett et al.
+offer two remedies, both arguments here: ``fixed_std`` = γ makes σ(x) ≡ γ, and ``std_bound_radius`` = r* caps
+‖σ(x)‖₂ at r*/(√8·a) − 1e-4 (a = the decoder's Lipschitz constant), which keeps the certificate non-vacuous for
+reconstruction radius r*.
 """
 
 from __future__ import annotations
@@ -34,9 +40,6 @@ from aebench.models.vae import GaussianVAE
 from aebench.nn.gaussian import check_likelihood
 from aebench.nn.lipschitz import LipschitzMLP
 from aebench.nn.networks import FC_DEPTH, FC_WIDTH
-
-FC_SHAPE = (1, 32, 32)
-
 
 def certified_radius(
     std_norm: Tensor, r: float, decoder_lipschitz: float, mean_lipschitz: float, std_lipschitz: float
@@ -65,16 +68,6 @@ def certified_radius(
     return torch.where(const < 0, root, torch.zeros_like(root))
 
 
-def _check_fc_shape(image_shape: tuple[int, ...]) -> None:
-    if tuple(image_shape) != FC_SHAPE:
-        raise ValueError(
-            f"lipschitz_vae exists only as the fully connected variant for 1x32x32 images, got {tuple(image_shape)}. "
-            "Björck orthonormalisation constrains dense layers; a Lipschitz conv net for SVHN/CelebA needs an "
-            "orthogonal-convolution parameterisation that Barrett et al. do not provide. Use an FC data set "
-            "(MNIST, Fashion-MNIST) or another baseline."
-        )
-
-
 class _LipschitzVAEBase(GaussianVAE):
     """Shared by the trainable model and its exported plain-MLP copy: σ = sigmoid(h), CB likelihood."""
 
@@ -84,11 +77,22 @@ class _LipschitzVAEBase(GaussianVAE):
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(μ, log σ²) with σ = sigmoid(h(x)); log σ² = 2·logsigmoid(h) is exact for saturated h."""
         flat = x.flatten(1)
+        if getattr(self, "fixed_std", None) is not None or getattr(self, "std_bound_radius", None) is not None:
+            return self.mean_net(flat), 2.0 * torch.log(self.std(x))
         return self.mean_net(flat), 2.0 * F.logsigmoid(self._std_preactivation(flat))
 
     def std(self, x: Tensor) -> Tensor:
-        """σ(x) ∈ (0, 1), shape (B, D)."""
-        return torch.sigmoid(self._std_preactivation(x.flatten(1)))
+        """σ(x) ∈ (0, 1), shape (B, D), fixed or norm-capped when the model asks for it (module docstring)."""
+        fixed = getattr(self, "fixed_std", None)
+        if fixed is not None:
+            return torch.full((x.shape[0], self.latent_dim), fixed, device=x.device, dtype=x.dtype)
+        sigma = torch.sigmoid(self._std_preactivation(x.flatten(1)))
+        radius = getattr(self, "std_bound_radius", None)
+        if radius is not None:
+            cap = radius / (math.sqrt(8.0) * self.lipschitz_decoder) - 1e-4
+            norms = sigma.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            sigma = sigma * torch.clamp(cap / norms, max=1.0)
+        return sigma
 
     def decode(self, z: Tensor) -> Tensor:  # noqa: D102
         return torch.sigmoid(self.decoder_net(z)).reshape(z.shape[0], *self.image_shape)
@@ -104,7 +108,7 @@ class LipschitzVAE(_LipschitzVAEBase):
     """Certifiably robust VAE: three L-Lipschitz Björck/GroupSort MLPs and a continuous-Bernoulli ELBO.
 
     Args:
-        image_shape: Must be (1, 32, 32) (FC only, see the module docstring).
+        image_shape: (C, H, W); the networks are dense on the flattened image.
         latent_dim: D.
         lipschitz: L of all three networks unless overridden below (Barrett et al.'s training scripts: 10).
         lipschitz_std: L of the encoder-std network (default ``lipschitz``).
@@ -115,6 +119,8 @@ class LipschitzVAE(_LipschitzVAEBase):
         beta: KL weight (their ``KL_beta``; 1 = the ELBO).
         likelihood: "continuous_bernoulli" (theirs), "bernoulli" or "gaussian".
         obs_variance: v of the Gaussian likelihood.
+        fixed_std: σ(x) ≡ this value (Barrett et al.'s fixed std), or None.
+        std_bound_radius: Cap ‖σ(x)‖₂ so the certificate holds for this reconstruction radius r*, or None.
     """
 
     description = "Lipschitz-constrained VAE (Björck + GroupSort MLPs, certified radius)"
@@ -136,8 +142,15 @@ class LipschitzVAE(_LipschitzVAEBase):
         beta: float | None = None,
         likelihood: str | None = None,
         obs_variance: float | None = None,
+        fixed_std: float | None = None,
+        std_bound_radius: float | None = None,
     ) -> None:
-        _check_fc_shape(image_shape)
+        if fixed_std is not None and not 0 < fixed_std < 1:
+            raise ValueError(f"fixed_std must lie in (0, 1), got {fixed_std}.")
+        if std_bound_radius is not None and not std_bound_radius > 0:
+            raise ValueError(f"std_bound_radius must be positive, got {std_bound_radius}.")
+        self.fixed_std = None if fixed_std is None else float(fixed_std)
+        self.std_bound_radius = None if std_bound_radius is None else float(std_bound_radius)
         self.lipschitz_mean = float(lipschitz)
         self.lipschitz_std = float(lipschitz if lipschitz_std is None else lipschitz_std)
         self.lipschitz_decoder = float(lipschitz if lipschitz_decoder is None else lipschitz_decoder)
@@ -176,6 +189,7 @@ class ExportedLipschitzVAE(_LipschitzVAEBase):
         check_likelihood(self.likelihood, self.obs_variance)
         self.lipschitz_mean, self.lipschitz_std = source.lipschitz_mean, source.lipschitz_std
         self.lipschitz_decoder = source.lipschitz_decoder
+        self.fixed_std, self.std_bound_radius = source.fixed_std, source.std_bound_radius
         self.mean_net: nn.Module = source.mean_net.export()
         self.std_net: nn.Module = source.std_net.export()
         self.decoder_net: nn.Module = source.decoder_net.export()

@@ -94,8 +94,24 @@ class CellContext:
 def _reconstruction(ctx: CellContext, m: Measurement) -> Outcome:
     mse = reconstruction_mse(ctx.model, ctx.test_set, ctx.device)
     units = active_units(ctx.model, ctx.test_set, ctx.device)
-    return Outcome([Value("test_recon_mse", [mse], higher_is_better=False),
-                    Value("active_units", [float(units)], higher_is_better=True)])
+    values = [Value("test_recon_mse", [mse], higher_is_better=False),
+              Value("active_units", [float(units)], higher_is_better=True)]
+    if hasattr(ctx.model, "certified_radius"):  # a model with a certificate (LipschitzVAE): its mean radius
+        values.append(Value("certified_radius", [certified_mean(ctx.model, ctx.test_set, ctx.device)], True))
+    return Outcome(values)
+
+
+CERTIFIED_RECONSTRUCTION_RADIUS = 5.0
+"""r of the certificate reported in Table 1: Barrett et al.'s default desired radius r* = 5."""
+
+
+@torch.no_grad()
+def certified_mean(model: AutoEncoder, test_set: ImageDataset, device: torch.device, batch_size: int = 500) -> float:
+    """Mean certified input radius over the test split for reconstruction radius r = 5 (Barrett et al. 2022)."""
+    radii = [model.certified_radius(test_set.batch(slice(s, s + batch_size)).to(device),
+                                    CERTIFIED_RECONSTRUCTION_RADIUS).cpu()
+             for s in range(0, len(test_set), batch_size)]
+    return float(torch.cat(radii).double().mean())
 
 
 def _fidelity(ctx: CellContext, m: Measurement) -> Outcome:
