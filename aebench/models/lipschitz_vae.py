@@ -41,6 +41,7 @@ from aebench.nn.gaussian import check_likelihood
 from aebench.nn.lipschitz import LipschitzMLP
 from aebench.nn.networks import FC_DEPTH, FC_WIDTH
 
+
 def certified_radius(
     std_norm: Tensor, r: float, decoder_lipschitz: float, mean_lipschitz: float, std_lipschitz: float
 ) -> Tensor:
