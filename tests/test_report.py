@@ -69,3 +69,26 @@ def test_table3_puts_datasets_side_by_side():
     table = build_table(summarise(pd.DataFrame(rows)), table3_layout(["mnist", "svhn"]), "lbfgs")
     markdown = to_markdown(table)
     assert "| robust_gmm_dae | **95.00** | **90.00 ± 1.41** | **70.00** | **50.00 ± 1.41** |" in markdown
+
+
+def test_the_latex_compiles_in_a_plain_article_with_booktabs(tmp_path):
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed")
+    rows = _rows()
+    extra = [dict(dataset="mnist", model=m, attack="none", optimizer="none", metric=metric, budget=0.0, trial=0,
+                  value=v, higher_is_better=False) for m in ("vae", "robust_gmm_dae")
+             for metric, v in (("fd_classifier", 50.0), ("test_recon_mse", 0.01))]
+    table = build_table(summarise(pd.concat([rows, pd.DataFrame(extra)])), TABLE1, "lbfgs", "mnist",
+                        load_paper_results("saseendran2022"))
+    (tmp_path / "table.tex").write_text(to_latex(table))
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+                                      "\\input{table.tex}\n\\end{document}\n")
+    result = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode", "doc.tex"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 0

@@ -77,7 +77,7 @@ def test_rows_are_tidy_and_cover_every_measurement_trial_and_metric(tmp_path, sh
     assert settings["training"]["epochs"] == 1 and settings["training"]["batch_size"] == 500
     assert settings["model_args"]["latent_dim"] == 10
     written = {p.name for p in render_report(suite.output).written}
-    assert {"table1_fashion_mnist_mini_pgd.tex", "figure3_fashion_mnist_mini_pgd.png", "results.csv"} <= written
+    assert {"table1_fashion_mnist_mini_pgd.tex", "figure3_fashion_mnist_mini_pgd_latent.png", "results.csv"} <= written
 
 
 def test_run_json_records_the_run_and_every_model(tmp_path, shared_cache):

@@ -28,6 +28,9 @@ from aebench.report.tables import (
     TableData,
     build_table,
     measurement_of,
+    paper_delta,
+    paper_orderings,
+    split_by_group,
     summarise,
     table3_layout,
     to_latex,
@@ -138,8 +141,15 @@ def intervals(table: TableData, run_dir: Path, dataset: str | None, optimizer: s
 
 
 def _write_table(table: TableData, stem: Path, notes: list[str] | None = None) -> list[Path]:
+    """LaTeX as the paper lays it out; Markdown split by column group, with the comparison to the paper."""
     stem.with_suffix(".tex").write_text(to_latex(table))
-    text = f"**{table.title}**\n\n" + to_markdown(table)
+    text = "\n".join(f"**{part.title}**\n\n" + to_markdown(part) for part in split_by_group(table))
+    delta = paper_delta(table)
+    if delta is not None:
+        text += f"\n**{delta.title}**\n\n" + to_markdown(delta)
+        orderings = paper_orderings(table)
+        if orderings:
+            text += "\nOrder of the models, ours against the paper's:\n" + "\n".join(orderings) + "\n"
     if notes:
         text += "\n" + "\n".join(notes) + "\n"
     stem.with_suffix(".md").write_text(text)

@@ -41,39 +41,58 @@ def figure_attack_loss(summary: pd.DataFrame, dataset: str, optimizer: str, path
     return _save_figure(fig, path_stem)
 
 
-def figure_examples(run_dir: Path, dataset: str, optimizer: str, path_stem: Path) -> list[Path]:
-    """Figure 3: per model and attack, the first example at the largest budget (x, x̃_r, x_a, x̃_a, x_t)."""
+EXAMPLE_INPUTS = 3  # inputs shown side by side in Figure 3
+
+
+def _example_rows(run_dir: Path, dataset: str, optimizer: str, attack: str) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(row label, images) per model and budget of one attack, budgets ascending."""
     rows = []
     for cell in sorted((run_dir / CELLS_DIR).glob(f"{dataset}__*")):
         model = cell.name.split("__")[1]
-        found: dict[str, tuple[float, Path]] = {}
-        for path in cell.glob(f"attack-*-{optimizer}-*.examples.npz"):
-            _, attack, _, budget = path.name.removesuffix(".examples.npz").split("-", 3)
-            if attack not in found or float(budget) > found[attack][0]:
-                found[attack] = (float(budget), path)
-        for attack, (budget, path) in sorted(found.items()):
+        found = []
+        for path in cell.glob(f"attack-{attack}-{optimizer}-*.examples.npz"):
+            budget = float(path.name.removesuffix(".examples.npz").split("-", 3)[3])
             try:
                 with np.load(path) as store:
-                    images = [store[n][0] if n in store.files else None
-                              for n in ("x", "recon", "x_adv", "adv_recon", "target")]
-            except (OSError, ValueError, KeyError):
+                    found.append((budget, {name: store[name] for name in store.files}))
+            except (OSError, ValueError):
                 continue  # a damaged example file only costs its row of the figure
-            rows.append((f"{model}\n{attack} λ={budget:g}", images))
-    if not rows:
-        return []
-    titles = ["input x", "clean recon.", "adversarial x_a", "adv. recon.", "target x_t"]
-    fig, axes = plt.subplots(len(rows), 5, figsize=(7.5, 1.6 * len(rows)), squeeze=False)
-    for r, (label, images) in enumerate(rows):
-        for c, image in enumerate(images):
-            ax = axes[r][c]
-            ax.set_xticks([]), ax.set_yticks([])
-            if image is not None:
-                ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255)
-            if r == 0:
-                ax.set_title(titles[c], fontsize=8)
-        axes[r][0].set_ylabel(label, fontsize=7)
-    fig.tight_layout()
-    return _save_figure(fig, path_stem)
+        rows += [(f"{model}\nλ={budget:g}", images) for budget, images in sorted(found, key=lambda item: item[0])]
+    return rows
+
+
+def figure_examples(run_dir: Path, dataset: str, optimizer: str, path_stem: Path) -> list[Path]:
+    """Figure 3, one figure per attack: a row per model and budget, several inputs side by side.
+
+    Each input shows x, its clean reconstruction x̃_r, the adversarial input x_a, its reconstruction x̃_a and, for
+    the latent attack, the target x_t (maximum damage has no target, so no empty panel).
+    """
+    written = []
+    for attack in ("latent", "max_damage"):
+        rows = _example_rows(run_dir, dataset, optimizer, attack)
+        if not rows:
+            continue
+        parts = ["x", "recon", "x_adv", "adv_recon"] + (["target"] if attack == "latent" else [])
+        titles = {"x": "x", "recon": "x̃_r", "x_adv": "x_a", "adv_recon": "x̃_a", "target": "x_t"}
+        inputs = min(EXAMPLE_INPUTS, min(images["x"].shape[0] for _, images in rows))
+        columns = inputs * len(parts)
+        fig, axes = plt.subplots(len(rows), columns, figsize=(0.9 * columns, 1.0 * len(rows) + 0.4), squeeze=False)
+        for r, (label, images) in enumerate(rows):
+            for i in range(inputs):
+                for p, part in enumerate(parts):
+                    ax = axes[r][i * len(parts) + p]
+                    ax.set_xticks([]), ax.set_yticks([])
+                    if part in images:
+                        image = images[part][i]
+                        ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray",
+                                  vmin=0, vmax=255)
+                    if r == 0:
+                        ax.set_title(f"{titles[part]} ({i + 1})" if p == 0 else titles[part], fontsize=7)
+            axes[r][0].set_ylabel(label, fontsize=6)
+        fig.suptitle(f"{ATTACK_TITLES.get(attack, attack)} ({dataset}, {optimizer})", fontsize=9)
+        fig.tight_layout()
+        written += _save_figure(fig, path_stem.with_name(f"{path_stem.name}_{attack}"))
+    return written
 
 
 def _save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
@@ -102,7 +121,9 @@ def figure_tradeoff(summary: pd.DataFrame, dataset: str, optimizer: str, path_st
     for model in models:
         ax.errorbar(fidelity[model], robust.loc[model, "mean"], yerr=robust.loc[model, "std"], fmt="o", capsize=3)
         ax.annotate(model, (fidelity[model], robust.loc[model, "mean"]), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
+                    textcoords="offset points", annotation_clip=True)
+    # Room around the points so that every label stays inside the axes.
+    ax.margins(x=0.25, y=0.2)
     ax.set_xlabel("fd_classifier (lower = better fidelity)")
     ax.set_ylabel(f"max-damage MSSSIM(x̃_r, x̃_a), λ={budget:g}")
     ax.set_title(f"Robustness vs fidelity ({dataset}, {optimizer})")

@@ -8,8 +8,9 @@ for but that failed or has not run yet is printed as ``failed`` or ``missing``, 
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,7 @@ class Layout:
 
 
 _LATENT, _MAX = ATTACK_TITLES["latent"], ATTACK_TITLES["max_damage"]
-_FIDELITY = Column("none", "fd_classifier", r"FD$_\text{clf}$", "FD_clf", group="Fidelity")
+_FIDELITY = Column("none", "fd_classifier", r"FD$_\mathrm{clf}$", "FD_clf", group="Fidelity")
 # A model that ignores its input looks robust: its reconstruction error and active latent units give it away.
 _CLEAN = (Column("none", "test_recon_mse", "MSE", "recon. MSE", group="Clean", bold=False, digits=4),
           Column("none", "active_units", "AU", "active units", group="Clean", bold=False, digits=0),
@@ -320,3 +321,54 @@ def to_markdown(table: TableData, digits: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+
+def _subset(table: TableData, indices: list[int], title: str, values: dict | None = None,
+            bold: bool = True) -> TableData:
+    """The table restricted to some sub-columns (renumbered), optionally with other values."""
+    remap = {old: new for new, old in enumerate(indices)}
+    source = table.values if values is None else values
+    subcolumns = [(column if bold else replace(column, bold=False), budget)
+                  for column, budget in (table.subcolumns[i] for i in indices)]
+    return TableData(table.layout, title, subcolumns, table.models,
+                     {(m, remap[i]): v for (m, i), v in source.items() if i in remap},
+                     {remap[i]: h for i, h in table.higher.items() if i in remap},
+                     {(m, remap[i]): v for (m, i), v in table.paper.items() if i in remap} if values is None else {},
+                     {(m, remap[i]): v for (m, i), v in table.status.items() if i in remap})
+
+
+def split_by_group(table: TableData) -> list[TableData]:
+    """One table per column group (the latent attack, maximum damage, fidelity, ...), so wide tables fit a screen."""
+    groups: dict[str, list[int]] = {}
+    for index, (column, _) in enumerate(table.subcolumns):
+        groups.setdefault(column.group, []).append(index)
+    if len(groups) < 2:
+        return [table]
+    return [_subset(table, indices, f"{table.title}: {group or 'other'}") for group, indices in groups.items()]
+
+
+def paper_delta(table: TableData) -> TableData | None:
+    """Ours − the paper's reported value, per cell where both exist (None when the paper has none)."""
+    # The paper's fidelity column is Inception FID and ours fd_classifier: different metrics, no difference.
+    indices = sorted({i for (_, i) in table.paper if table.subcolumns[i][0].metric != "fd_classifier"})
+    deltas = {(m, i): (table.values[(m, i)][0] - table.paper[(m, i)], 0.0, 1)
+              for (m, i) in table.paper if (m, i) in table.values and i in indices}
+    if not deltas:
+        return None
+    return _subset(table, indices, f"{table.title}: ours − paper", values=deltas, bold=False)
+
+
+def paper_orderings(table: TableData) -> list[str]:
+    """Per sub-column: whether our order of the models is the paper's (every pair compared)."""
+    lines = []
+    for index, (column, budget) in enumerate(table.subcolumns):
+        models = [m for m in table.models if (m, index) in table.values and (m, index) in table.paper]
+        if len(models) < 2 or column.metric == "fd_classifier":
+            continue
+        flipped = [f"{a} vs {b}" for a, b in itertools.combinations(models, 2)
+                   if np.sign(table.values[(a, index)][0] - table.values[(b, index)][0])
+                   * np.sign(table.paper[(a, index)] - table.paper[(b, index)]) < 0]
+        label = column.markdown + (f" λ={budget:g}" if budget is not None and column.per_budget else "")
+        lines.append(f"- {label}: " + ("the paper's order is reproduced" if not flipped else
+                                       "not reproduced for " + ", ".join(flipped)))
+    return lines
