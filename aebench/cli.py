@@ -300,6 +300,35 @@ def launch(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Output folders of `aebench run`."),
+    table: str = typer.Option("table1", help="The layout: table1 or table2."),
+    out: Path | None = typer.Option(None, help="Also write the tables (Markdown and LaTeX) into this folder."),
+) -> None:
+    """One table across runs, refusing runs whose protocols (attacks, budgets, N × T, seeds, metrics) differ."""
+    from aebench.report import LAYOUTS, build_table, summarise, to_latex, to_markdown
+    from aebench.report.leaderboard import ProtocolMismatchError
+    from aebench.report.leaderboard import compare as compare_runs
+
+    if table not in LAYOUTS:
+        _fail(f"--table must be one of {sorted(LAYOUTS)}, got {table!r}.")
+    try:
+        rows, _ = compare_runs(run_dirs)
+    except (ProtocolMismatchError, FileNotFoundError) as err:
+        _fail(str(err))
+        return
+    summary = summarise(rows)
+    for dataset in dict.fromkeys(summary.dataset):
+        for optimizer in [o for o in dict.fromkeys(summary.optimizer) if o not in ("none", "noise")]:
+            built = build_table(summary, LAYOUTS[table], optimizer, dataset)
+            console.print(f"**{built.title}**\n\n{to_markdown(built)}", markup=False, soft_wrap=True)
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                (out / f"compare_{table}_{dataset}_{optimizer}.md").write_text(to_markdown(built))
+                (out / f"compare_{table}_{dataset}_{optimizer}.tex").write_text(to_latex(built))
+
+
 @app.command("import")
 def import_(
     fmt: str = typer.Argument(..., metavar="FORMAT", help="authors, pythae or state_dict."),

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from aebench.paper import paper_results_path
+from aebench.report.current import current_rows, read_plan
 from aebench.report.figures import figure_attack_loss, figure_examples, figure_tradeoff
+from aebench.report.leaderboard import leaderboard, write_leaderboard
 from aebench.report.tables import (
     FAILED,
     MISSING,
@@ -63,22 +65,6 @@ def load_paper_results(name: str | None) -> pd.DataFrame | None:
     if not path.is_file():
         raise FileNotFoundError(f"Paper results {name!r} not found at {path}.")
     return pd.read_csv(path)
-
-
-def _plan(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "suite.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def current_rows(rows: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
-    """The rows of the plan's measurements: matching keys, or kept stale work that says so."""
-    cells = plan.get("cells") or {}
-    if not cells:
-        return rows
-    keys = {m["key"] for c in cells.values() for m in c["measurements"].values()}
-    settings = {m["settings_key"] for c in cells.values() for m in c["measurements"].values()}
-    keep = rows.measurement_key.isin(keys) | (rows.reused_stale.astype(bool) & rows.settings_key.isin(settings))
-    return rows[keep]
 
 
 def expected_status(run_dir: Path, rows: pd.DataFrame, plan: dict[str, Any]) -> dict[tuple[str, str, str], str]:
@@ -197,7 +183,7 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir else run_dir / "report"
     result = ReportResult()
-    plan = _plan(run_dir)
+    plan = read_plan(run_dir)
     rows = current_rows(read_rows(run_dir, result.problems), plan)
     if rows.empty and not plan:
         raise FileNotFoundError(f"{run_dir} holds no result rows yet; run `aebench run SUITE` first.")
@@ -210,7 +196,10 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
     out.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out / "summary.csv", index=False)
     merged_results(rows).to_csv(out / "results.csv", index=False)
-    result.written += [out / "summary.csv", out / "results.csv"]
+    record = run_dir / "run.json"
+    models = json.loads(record.read_text()).get("models", {}) if record.is_file() else {}
+    result.written += [out / "summary.csv", out / "results.csv",
+                       write_leaderboard(out / "leaderboard.json", leaderboard(rows, plan, models))]
     datasets = list(dict.fromkeys(list(summary.dataset) + [k[0] for k in status]))
     optimizers = [o for o in dict.fromkeys(list(summary.optimizer) + [k[2].split("-", 3)[2] for k in status
                                                                       if k[2].startswith("attack-")]) if o != "none"]

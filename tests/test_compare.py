@@ -1,0 +1,50 @@
+"""Across runs: the leaderboard of a run, and one table of several runs that refuses mismatched protocols."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from aebench.cli import app
+from aebench.report import render_report
+from aebench.runner import run_suite
+from aebench.suite import load_suite
+
+BASE = {"version": 1, "datasets": ["fashion_mnist_mini"], "models": [{"name": "gmm_dae"}],
+        "training": {"epochs": 1, "batch_size": 500}, "noise_baseline": False, "n_images": 3, "n_trials": 2,
+        "device": "cpu", "attacks": [{"name": "max_damage", "optimizer": "pgd", "budgets": [1],
+                                      "options": {"steps": 2, "restarts": 1}}]}
+
+
+def _run(tmp_path: Path, name: str, **changes) -> Path:
+    raw = {**BASE, "name": name, "output": str(tmp_path / name), "cache_dir": str(tmp_path / "cache"), **changes}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    suite = load_suite(path)
+    run_suite(suite)
+    render_report(suite.output)
+    return Path(suite.output)
+
+
+def test_the_leaderboard_holds_numbers_sources_and_the_protocol(tmp_path):
+    run = _run(tmp_path, "first")
+    board = json.loads((run / "report" / "leaderboard.json").read_text())
+    (entry,) = board["datasets"]["fashion_mnist_mini"]
+    assert entry["model"] == "gmm_dae" and len(entry["checkpoint_sha256"]) == 64
+    assert isinstance(entry["numbers"]["msssim_paper_recon_adv_recon/max_damage/pgd/1"], float)
+    assert board["protocol"]["n_images"] == 3 and board["protocol"]["attacks"][0]["optimizer"] == "pgd"
+
+
+def test_compare_renders_two_runs_side_by_side_and_refuses_another_protocol(tmp_path):
+    first = _run(tmp_path, "first")
+    second = _run(tmp_path, "second", models=[{"name": "robust_gmm_dae"}])
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", str(first), str(second)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "| first/gmm_dae |" in result.output and "| second/robust_gmm_dae |" in result.output
+    other = _run(tmp_path, "other", n_trials=3)
+    refused = runner.invoke(app, ["compare", str(first), str(other)], catch_exceptions=False)
+    assert refused.exit_code == 2 and "n_trials: 2 (first) vs 3 (other)" in refused.output
