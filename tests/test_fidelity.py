@@ -231,7 +231,7 @@ def test_default_classifier_reaches_threshold(dataset: str, threshold: float, tm
 
 def test_inception_without_weights_says_where_to_put_them(monkeypatch) -> None:
     monkeypatch.delenv("AEBENCH_INCEPTION_WEIGHTS", raising=False)
-    with pytest.raises(InceptionUnavailableError, match="weights_path"):
+    with pytest.raises(InceptionUnavailableError, match=r"fidelity: \{inception_weights: PATH\}.*TorchScript"):
         require_inception()
     with pytest.raises(InceptionUnavailableError, match="does not exist"):
         fid_inception(_DataSampler(torch.zeros(2, 1, 32, 32)), "fashion_mnist_mini", "/nonexistent/inception.pth")
@@ -263,7 +263,7 @@ def test_inception_with_broken_torchvision_explains(monkeypatch, tmp_path) -> No
         raise RuntimeError("operator torchvision::nms does not exist")
 
     monkeypatch.setattr(inception_module.importlib, "import_module", broken)
-    with pytest.raises(InceptionUnavailableError, match="constraints.txt"):
+    with pytest.raises(InceptionUnavailableError, match="TorchScript Inception feature extractor"):
         require_inception(weights)
 
 
@@ -281,3 +281,40 @@ def test_fd_classifier_trains_a_missing_classifier_with_gradients_enabled(tmp_pa
     monkeypatch.setattr(fc, "train_feature_classifier", spy)  # get_feature_classifier looks it up here
     with pytest.raises(Trained):
         fd_module.fd_classifier(build_model("gmm_dae"), "fashion_mnist_mini", 16, cache_dir=tmp_path)
+
+
+class _TinyFeatures(torch.nn.Module):
+    """A stand-in for an Inception feature extractor: 4×4 average pooling of three channels, 48 features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_features = 48
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(images.float(), 4).flatten(1)
+
+
+def test_fid_with_a_torchscript_feature_extractor_needs_no_torchvision(tmp_path, monkeypatch):
+    from aebench.fidelity.frechet import feature_statistics, frechet_distance
+
+    path = tmp_path / "features.pt"
+    torch.jit.save(torch.jit.script(_TinyFeatures()), str(path))
+
+    def no_backend():  # torch-fidelity and torchvision must not even be looked for
+        raise AssertionError("looked for torch-fidelity")
+
+    monkeypatch.setattr(inception_module, "_import_backend", no_backend)
+    test = load_dataset("fashion_mnist_mini", "test")
+    noisy = _DataSampler(test.batch(slice(None)), noise=0.2)
+    value = fid_inception(noisy, "fashion_mnist_mini", path, n_samples=500, batch_size=250)
+    # The same distance from the features directly, with the same samples (same seeded generator).
+    generator = torch.Generator().manual_seed(0)
+    fake = torch.cat([noisy.sample(250, generator).clamp(0, 1) for _ in range(2)])
+    real = test.batch(slice(None))
+
+    def features(images):
+        return _TinyFeatures()(images.repeat(1, 3, 1, 1)).double().numpy()
+
+    expected = frechet_distance(*feature_statistics(features(fake)), *feature_statistics(features(real)))
+    assert value == pytest.approx(expected, rel=1e-3, abs=1e-6)
+    assert value > fid_inception(_DataSampler(real), "fashion_mnist_mini", path, n_samples=500, batch_size=250)

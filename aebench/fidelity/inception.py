@@ -1,15 +1,18 @@
-"""FID with the Inception-v3 features of pytorch-fid (Heusel et al., NeurIPS 2017), for users who supply the weights.
+"""FID (Heusel et al., NeurIPS 2017) with Inception-v3 features, for users who supply the network.
 
-The authors of Saseendran et al. (NeurIPS 2022) computed FID with pytorch-fid. aebench delegates to torchmetrics'
-``FrechetInceptionDistance``, which runs torch-fidelity's port of the same network, and passes the weights file the
-user supplies as ``feature_extractor_weights_path``: nothing is ever downloaded. Both files pytorch-fid and
-torch-fidelity publish load (``pt_inception-2015-12-05-6726825d.pth`` and
-``weights-inception-2015-12-05-6726825d.pth``).
+The authors of Saseendran et al. (NeurIPS 2022) computed FID with pytorch-fid. aebench computes it with torchmetrics'
+``FrechetInceptionDistance``, which accepts any feature module, so nothing is ever downloaded. The suite key
+``fidelity: {inception_weights: PATH}`` names one of:
 
-Requirements, all optional: ``pip install torch-fidelity`` (which brings torchvision; on a CPU-only torch add
-``-c constraints.txt`` holding the installed ``torch==`` version so pip does not replace it), plus the weights file,
-given as ``weights_path`` or found at ``$AEBENCH_INCEPTION_WEIGHTS``. Anything missing raises
-:class:`InceptionUnavailableError` saying what to install and where to put the file; there is no silent fallback to
+- a **TorchScript** feature extractor (``torch.jit.save`` of a module that maps float images in [0, 1], (B, 3, H, W),
+  to (B, F) features and resizes them itself, e.g. an Inception-v3 pool3 network exported where torchvision works):
+  this route needs neither torchvision nor torch-fidelity; a ``num_features`` attribute, if present, gives F;
+- the published FID Inception state dict (``pt_inception-2015-12-05-6726825d.pth`` of pytorch-fid or
+  ``weights-inception-2015-12-05-6726825d.pth`` of torch-fidelity), which runs through torch-fidelity's port of
+  the network and so needs ``pip install torch-fidelity`` with a torchvision that imports beside your torch (on a
+  CPU-only torch wheel it may not: prefer the TorchScript route there).
+
+Anything missing raises :class:`InceptionUnavailableError` saying which route works; there is no silent fallback to
 :func:`aebench.fidelity.fd_classifier`, which measures something else (Kynkäänniemi et al., ICLR 2023).
 
 Protocol: ``n_samples`` (default 10,000) decoded prior samples against the whole test split; grayscale images are
@@ -37,9 +40,10 @@ INCEPTION_FILES = ("pt_inception-2015-12-05-6726825d.pth", "weights-inception-20
 WEIGHTS_ENV = "AEBENCH_INCEPTION_WEIGHTS"
 
 _WHERE = (
-    "Download one of " + " / ".join(INCEPTION_FILES) + " (from the pytorch-fid or torch-fidelity GitHub releases) on "
-    f"a machine with network access, then pass its path as weights_path= (CLI: --fid-weights PATH) or set "
-    f"${WEIGHTS_ENV}=PATH."
+    "Give the suite key fidelity: {inception_weights: PATH} (or set $" + WEIGHTS_ENV + "): PATH is either a TorchScript "
+    "Inception feature extractor (torch.jit.save of a module mapping (B, 3, H, W) images in [0, 1] to features; needs "
+    "no torchvision) or one of " + " / ".join(INCEPTION_FILES) + " (pytorch-fid / torch-fidelity releases; needs "
+    "torch-fidelity and a working torchvision)."
 )
 
 
@@ -54,15 +58,15 @@ def _import_backend() -> None:
             importlib.import_module(module)
         except ImportError as err:
             raise InceptionUnavailableError(
-                f"fid_inception needs {hint}, which is not installed ({err}). Install it with `pip install "
-                "torch-fidelity` (pulls torchvision); to keep the installed torch, run `pip freeze | grep ^torch== > "
-                "constraints.txt` first and add `-c constraints.txt`. Without it use fd_classifier, which is a "
-                "different metric and must not be reported as FID.") from err
+                f"fid_inception with the published Inception weights needs {hint}, which is not installed ({err}). "
+                "Either pip install torch-fidelity (it pulls torchvision, which must import beside your torch), or "
+                "give fidelity: {inception_weights: ...} a TorchScript feature extractor instead, which needs "
+                "neither. fd_classifier is a different metric and must not be reported as FID.") from err
         except Exception as err:  # a torchvision built for another torch fails with RuntimeError at import
             raise InceptionUnavailableError(
-                f"{module} is installed but does not import ({type(err).__name__}: {err}). This usually means a "
-                "torchvision built for another torch version; reinstall with `pip install torch-fidelity "
-                "torchvision -c constraints.txt` where constraints.txt pins the installed `torch==` version.") from err
+                f"{module} is installed but does not import ({type(err).__name__}: {err}): usually a torchvision built "
+                "for another torch. Use a TorchScript Inception feature extractor as fidelity: {inception_weights: "
+                "...} instead: that route needs no torchvision.") from err
 
 
 def _resolve_weights(weights_path: str | Path | None) -> Path:
@@ -75,16 +79,27 @@ def _resolve_weights(weights_path: str | Path | None) -> Path:
     return path
 
 
+def load_torchscript(path: Path) -> torch.nn.Module | None:
+    """The TorchScript module at ``path``, or None when the file is not a TorchScript archive."""
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError):
+        return None
+    return module.eval()
+
+
 def require_inception(weights_path: str | Path | None = None) -> Path:
     """Check that Inception FID can run without a download, and return the weights file.
 
-    The weights are checked first, so a user without the file learns that before installing anything.
+    The file is checked first, so a user without it learns that before installing anything; a TorchScript file
+    needs nothing else.
 
     Raises:
         InceptionUnavailableError: With what to install or where to put the file.
     """
     path = _resolve_weights(weights_path)
-    _import_backend()
+    if load_torchscript(path) is None:
+        _import_backend()
     return path
 
 
@@ -126,11 +141,15 @@ def fid_inception(
         InceptionUnavailableError: If torch-fidelity/torchvision or the weights are missing.
     """
     path = require_inception(weights_path)
-    from torchmetrics.image.fid import FrechetInceptionDistance  # imported late: needs torch-fidelity
+    from torchmetrics.image.fid import FrechetInceptionDistance
 
     torch_device = torch.device(device) if device is not None else model.device
-    metric = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=str(path),
-                                      **metric_options).to(torch_device)
+    scripted = load_torchscript(path)
+    if scripted is not None:  # a feature module: torchmetrics passes it the float images in [0, 1] as they are
+        metric = FrechetInceptionDistance(feature=scripted, normalize=True, **metric_options).to(torch_device)
+    else:
+        metric = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=str(path),
+                                          **metric_options).to(torch_device)
     test_set = load_dataset(dataset, "test", data_root)
     for start in range(0, len(test_set), batch_size):
         metric.update(_three_channels(test_set.batch(slice(start, start + batch_size)).to(torch_device)), real=True)
