@@ -41,9 +41,9 @@ WEIGHTS_ENV = "AEBENCH_INCEPTION_WEIGHTS"
 
 _WHERE = (
     "Give the suite key fidelity: {inception_weights: PATH} (or set $" + WEIGHTS_ENV + "): PATH is either a "
-    "TorchScript Inception feature extractor (torch.jit.save of a module mapping (B, 3, H, W) images in [0, 1] to features; needs "
-    "no torchvision) or one of " + " / ".join(INCEPTION_FILES) + " (pytorch-fid / torch-fidelity releases; needs "
-    "torch-fidelity and a working torchvision)."
+    "TorchScript Inception feature extractor (torch.jit.save of a module mapping (B, 3, H, W) images in [0, 1] to "
+    "features; needs no torchvision) or one of " + " / ".join(INCEPTION_FILES) + " (pytorch-fid / torch-fidelity "
+    "releases; needs torch-fidelity and a working torchvision)."
 )
 
 
