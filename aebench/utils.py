@@ -149,7 +149,7 @@ def available_cores() -> int:
 
 
 def set_threads(threads: int | None = None, workers: int = 1) -> int:
-    """Set torch's intra-op threads: ``threads``, else the available cores divided among ``workers``.
+    """Set torch's intra-op threads: ``threads``, else ``$OMP_NUM_THREADS``, else the cores divided among ``workers``.
 
     More threads than cores (several processes each taking every core) makes torch's threads wait for each other:
     an attack measured 482 s instead of tens of seconds that way. Returns the number set.
@@ -159,6 +159,9 @@ def set_threads(threads: int | None = None, workers: int = 1) -> int:
     """
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}.")
+    from_environment = os.environ.get("OMP_NUM_THREADS", "")
+    if threads is None and from_environment.isdigit() and int(from_environment) >= 1 and workers == 1:
+        threads = int(from_environment)  # the scheduler's (or the user's) choice wins over counting cores
     count = threads if threads is not None else max(1, available_cores() // max(1, workers))
     torch.set_num_threads(count)
     return count
