@@ -96,3 +96,22 @@ def test_a_job_array_through_submitits_local_executor_gives_the_rows_of_aebench_
     again = runner.invoke(app, ["launch", launched.path, "--cluster", "local", "--tasks", "2"],
                           catch_exceptions=False)
     assert "nothing to do" in again.output  # a relaunch submits only unfinished work
+
+
+def test_the_thread_count_honours_the_environment_and_splits_cores_between_workers(monkeypatch):
+    import torch
+
+    from aebench import utils
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(utils, "available_cores", lambda: 8)
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert utils.set_threads() == 3 and torch.get_num_threads() == 3
+        assert utils.set_threads(5) == 5  # an explicit --threads wins
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert utils.set_threads() == 8 and utils.set_threads(workers=4) == 2
+        with pytest.raises(ValueError, match="at least 1"):
+            utils.set_threads(0)
+    finally:
+        torch.set_num_threads(before)
