@@ -30,6 +30,9 @@ def ks_loss(z: Tensor, prior: GMMPrior) -> Tensor:
 
 def pooled_ks_loss(z: Tensor, z_adv: Tensor, prior: GMMPrior) -> Tensor:
     """KS loss of the pooled 2N sample: what the authors' code uses for eq. 7 (spec §4.3)."""
+    # Pooling asks only that z and z_adv *together* follow the prior: half the codes may sit off it if the other
+    # half compensates, which the paper's ½ + ½ form (split_ks_loss) does not allow. Its expectation at the prior
+    # is about 1/(6·2N), so its weight is about twice the clean KS term's.
     return ks_loss(torch.cat([z, z_adv], dim=0), prior)
 
 
@@ -43,6 +46,9 @@ def two_point_ks_loss(z: Tensor, z_adv: Tensor, prior: GMMPrior) -> Tensor:
 
     This is the authors' reading of eq. 9's second term; it ignores which z_adv belongs to which z.
     """
+    # Matching the i-th smallest z with the i-th smallest z_adv compares the two marginal distributions, not the
+    # pairs (x, x_adv): a permutation of z_adv costs nothing. The prior CDF maps both onto [0, 1], so a gap
+    # between two far modes does not dominate the term the way a raw distance would.
     sorted_z, _ = torch.sort(z, dim=0)
     sorted_adv, _ = torch.sort(z_adv, dim=0)
     return (prior.marginal_cdf(sorted_z) - prior.marginal_cdf(sorted_adv)).pow(2).mean()
