@@ -13,60 +13,29 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from aebench.data import dataset_info
 from aebench.models.base import AutoEncoder
+from aebench.models.external import DelegatingAutoEncoder
 from aebench.progress import SILENT, ProgressLog
 from aebench.results import read_rows
 from aebench.runner import run_suite
 from aebench.suite import parse_suite
 
 
-class WrappedModule(AutoEncoder):
-    """A plain module seen through aebench's interface: ``reconstruct`` is decode ∘ encode.
+def wrap(module: nn.Module, image_shape: tuple[int, int, int], encode: str = "encode",
+         decode: str = "decode") -> AutoEncoder:
+    """A plain module seen through aebench's interface (``reconstruct`` is decode ∘ encode).
 
-    Args:
-        module: The network.
-        image_shape: (C, H, W) of the images it reads.
-        encode_method: Name of its (deterministic) encoding method.
-        decode_method: Name of its decoding method.
+    Raises:
+        ValueError: For a module without the encoding or decoding method.
     """
-
-    description = "a model object handed to aebench.benchmark"
-    paper = "(the user's)"
-    trainable = False
-
-    def __init__(self, module: nn.Module, image_shape: tuple[int, int, int], encode_method: str = "encode",
-                 decode_method: str = "decode") -> None:
-        for name in (encode_method, decode_method):
-            if not callable(getattr(module, name, None)):
-                raise TypeError(f"{type(module).__name__} has no method {name!r}; pass encode=/decode= with the names "
-                                "of its encoding and decoding methods.")
-        with torch.no_grad():
-            latent_dim = int(getattr(module, encode_method)(torch.zeros(1, *image_shape)).shape[1])
-        super().__init__(image_shape, latent_dim)
-        self.module = module
-        self.encode_method, self.decode_method = encode_method, decode_method
-
-    def encode(self, x: Tensor) -> Tensor:
-        """The module's encoding."""
-        return getattr(self.module, self.encode_method)(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        """The module's decoding."""
-        return getattr(self.module, self.decode_method)(z)
-
-    def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Not available: the module is trained elsewhere."""
-        raise NotImplementedError("aebench.benchmark evaluates a trained module; it does not train it.")
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """The module's ``sample_latent`` if it has one (fidelity needs a prior)."""
-        sampler = getattr(self.module, "sample_latent", None)
-        if sampler is None:
-            raise NotImplementedError("The module has no sample_latent, so fidelity cannot be measured for it.")
-        return sampler(n, generator)
+    if not callable(getattr(module, encode, None)):
+        raise ValueError(f"{type(module).__name__} has no method {encode!r}; pass encode= with its name.")
+    with torch.no_grad():
+        latent_dim = int(getattr(module, encode)(torch.zeros(1, *image_shape)).shape[1])
+    return DelegatingAutoEncoder(image_shape, latent_dim, module, encode, decode)
 
 
 def benchmark(
@@ -115,11 +84,10 @@ def benchmark(
 
     Raises:
         aebench.suite.SuiteError: For any setting a suite would reject.
-        TypeError: For a module without the encoding or decoding method.
+        ValueError: For a module without the encoding or decoding method.
     """
     info = dataset_info(dataset)
-    wrapped = model if isinstance(model, AutoEncoder) else WrappedModule(model, tuple(info.image_shape), encode,
-                                                                         decode)
+    wrapped = model if isinstance(model, AutoEncoder) else wrap(model, tuple(info.image_shape), encode, decode)
     with tempfile.TemporaryDirectory(prefix="aebench-") as scratch:
         raw = {"name": "benchmark", "version": "1", "datasets": [dataset], "models": [{"name": label}],
                "attacks": [{"name": a, "optimizer": optimizer, "budgets": list(budgets), "options": options or {}}

@@ -41,32 +41,27 @@ def build_factory(factory: str, factory_args: dict[str, Any] | None = None) -> n
     return net
 
 
-@MODELS.register("external")
-class ExternalAutoEncoder(AutoEncoder):
-    """A foreign network with ``encode``/``decode`` methods, wrapped into aebench's interface.
+class DelegatingAutoEncoder(AutoEncoder):
+    """aebench's interface on a network that already encodes and decodes: calls its methods by name.
 
     Args:
         image_shape: (C, H, W) of its images (in [0, 1]).
         latent_dim: Size of its codes.
-        factory: ``package.module:function`` building the network.
-        factory_args: Keyword arguments of the factory.
-        encode_method: Name of the network's encoding method (deterministic: the posterior mean for a VAE).
+        net: The network.
+        encode_method: Name of its encoding method (deterministic: the posterior mean for a VAE).
         decode_method: Name of its decoding method.
     """
 
-    description = "a network from another code base, built by its own factory"
-    paper = "(the paper of the imported model)"
-    trainable = False  # its objective lives in the other code base
+    trainable = False  # its objective lives in its own code base
 
-    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, factory: str,
-                 factory_args: dict[str, Any] | None = None, encode_method: str = "encode",
-                 decode_method: str = "decode") -> None:
+    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, net: nn.Module,
+                 encode_method: str = "encode", decode_method: str = "decode") -> None:
         super().__init__(image_shape, latent_dim)
-        self.net = build_factory(factory, factory_args)
         for name in (encode_method, decode_method):
-            if not callable(getattr(self.net, name, None)):
-                raise ValueError(f"The network built by {factory!r} has no method {name!r}; set encode_method / "
-                                 "decode_method to its names.")
+            if not callable(getattr(net, name, None)):
+                raise ValueError(f"{type(net).__name__} has no method {name!r}; name its encoding and decoding "
+                                 "methods (encode_method / decode_method, or encode= / decode=).")
+        self.net = net
         self.encode_method, self.decode_method = encode_method, decode_method
 
     def encode(self, x: Tensor) -> Tensor:
@@ -78,13 +73,35 @@ class ExternalAutoEncoder(AutoEncoder):
         return getattr(self.net, self.decode_method)(z)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
-        """Not available: an imported model is trained by its own code base."""
-        raise NotImplementedError("An external model is trained by its own code base; aebench only evaluates it.")
+        """Not available: the network is trained by its own code base."""
+        raise NotImplementedError("This model is trained by its own code base; aebench only evaluates it.")
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """The network's ``sample_latent`` if it has one."""
         sampler = getattr(self.net, "sample_latent", None)
         if sampler is None:
-            raise NotImplementedError("This external network has no sample_latent, so it has no prior to sample "
-                                      "(fidelity needs one).")
+            raise NotImplementedError("This network has no sample_latent, so it has no prior to sample (fidelity "
+                                      "needs one).")
         return sampler(n, generator)
+
+
+@MODELS.register("external")
+class ExternalAutoEncoder(DelegatingAutoEncoder):
+    """A foreign network built by its own factory, wrapped into aebench's interface.
+
+    Args:
+        image_shape: (C, H, W) of its images (in [0, 1]).
+        latent_dim: Size of its codes.
+        factory: ``package.module:function`` building the network.
+        factory_args: Keyword arguments of the factory.
+        encode_method: Name of the network's encoding method.
+        decode_method: Name of its decoding method.
+    """
+
+    description = "a network from another code base, built by its own factory"
+    paper = "(the paper of the imported model)"
+
+    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, factory: str,
+                 factory_args: dict[str, Any] | None = None, encode_method: str = "encode",
+                 decode_method: str = "decode") -> None:
+        super().__init__(image_shape, latent_dim, build_factory(factory, factory_args), encode_method, decode_method)

@@ -60,8 +60,8 @@ def _string(raw: dict, key: str, default: Any, problems: Problems, where: str = 
     return value
 
 
-def _names(raw: dict, key: str, problems: Problems, default: list | None = None) -> list[str]:
-    """A non-empty list of strings (names), reporting entries that are not strings."""
+def _nonempty_list(raw: dict, key: str, problems: Problems, default: list | None = None) -> list:
+    """``raw[key]`` when it is a non-empty list, else [] with the problem recorded."""
     value = raw.get(key, default)
     if value is None:
         problems.add(key, "is required and must be a non-empty list.")
@@ -69,6 +69,12 @@ def _names(raw: dict, key: str, problems: Problems, default: list | None = None)
     if not isinstance(value, list) or not value:
         problems.add(key, f"must be a non-empty list, got {value!r}.")
         return []
+    return value
+
+
+def _names(raw: dict, key: str, problems: Problems, default: list | None = None) -> list[str]:
+    """A non-empty list of strings (names), reporting entries that are not strings."""
+    value = _nonempty_list(raw, key, problems, default)
     names = []
     for i, item in enumerate(value):
         if isinstance(item, str):
@@ -80,13 +86,7 @@ def _names(raw: dict, key: str, problems: Problems, default: list | None = None)
 
 def _named_entries(raw: dict, key: str, allowed: set[str], problems: Problems) -> list[tuple[str, dict]]:
     """The entries of a list of names or ``{name: ..., ...}`` mappings, as (location, mapping) pairs."""
-    value = raw.get(key)
-    if value is None:
-        problems.add(key, "is required and must be a non-empty list.")
-        return []
-    if not isinstance(value, list) or not value:
-        problems.add(key, f"must be a non-empty list, got {value!r}.")
-        return []
+    value = _nonempty_list(raw, key, problems)
     entries = []
     for i, entry in enumerate(value):
         where = f"{key}[{i}]"
