@@ -66,7 +66,7 @@ def test_a_failing_fidelity_gate_costs_only_the_fidelity_measurements_of_a_nine_
         "noise_baseline": False, "fidelity": {"n_samples": 50}, "downstream": {"budget": 1, "epochs": 1},
         "n_images": 4, "n_trials": 2, "device": "cpu", "tables": ["table1", "table3"],
         "output": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}))
-    result = _invoke("run", str(suite))
+    result = _invoke("run", str(suite), "--threads", "1")
     assert result.exit_code == 1
     assert result.output.count("failed mnist__") == 9 and "fidelity-fd_classifier: ClassifierAccuracyError" in \
         result.output
