@@ -113,8 +113,8 @@ def intervals(table: TableData, run_dir: Path, dataset: str | None, optimizer: s
         others = [m for m in table.models if m != best and (m, index) in table.values]
         if not others:
             continue
-        pick = min if table.higher.get(index, True) else max
-        runner = pick(others, key=lambda m: abs(table.values[(m, index)][0] - table.values[(best, index)][0]))
+        # The runner-up is the model nearest to the best (every other is at least as far behind it).
+        runner = min(others, key=lambda m: abs(table.values[(m, index)][0] - table.values[(best, index)][0]))
         name = measurement_of(column, optimizer, budget)
         a, b = (_per_image(run_dir, where, m, name, column.metric) for m in (best, runner))
         if a is None or b is None or a.shape != b.shape:
