@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from aebench.attacks.feasible import rescale_to_ball
+from aebench.attacks.feasible import rescale_to_ball, sample_d_ball
 from aebench.attacks.objectives import AttackObjective
 from aebench.models.base import AutoEncoder
 from aebench.registry import Registry
@@ -30,6 +30,8 @@ class AttackProblem:
         objective: The registered objective.
         reference: z_t (latent) or f(g(x)) (max damage), one row per image.
         generator: CPU generator for random starts.
+        start: Perturbations to start the first search from instead of a random point (e.g. to refine a known
+            point); later restarts are random.
         on_progress: Called as ``on_progress(done, total)`` by optimizers after each iteration (progress lines).
         grad_rows: Rows evaluated with a gradient so far (for throughput accounting).
         value_rows: Rows evaluated without a gradient so far.
@@ -41,6 +43,7 @@ class AttackProblem:
     objective: AttackObjective
     reference: Tensor
     generator: torch.Generator | None = None
+    start: Tensor | None = None
     on_progress: Callable[[int, int], None] | None = None
     grad_rows: int = field(default=0)
     value_rows: int = field(default=0)
@@ -49,6 +52,12 @@ class AttackProblem:
     def batch_size(self) -> int:
         """B, the number of rows (image, trial pairs)."""
         return self.x.shape[0]
+
+    def initial(self, restart: int = 0) -> Tensor:
+        """The starting perturbation of a search: :attr:`start` for the first one, else a random point of the ball."""
+        if restart == 0 and self.start is not None:
+            return self.start.detach().clone()
+        return sample_d_ball(tuple(self.x.shape), self.budget, self.generator, self.x.device)
 
     def report(self, done: int, total: int) -> None:
         """Tell the caller how far the optimizer got (``done`` of at most ``total`` iterations)."""

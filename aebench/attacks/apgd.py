@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
-from aebench.attacks.feasible import descent_direction, project, sample_d_ball
+from aebench.attacks.feasible import descent_direction, project
 
 MOMENTUM = 0.75
 RHO = 0.75
@@ -68,7 +68,7 @@ def apgd(
     trace: list[Tensor] = []
     marks = set(checkpoints(steps))
     for restart in range(restarts):
-        delta = project(x, sample_d_ball(tuple(x.shape), budget, problem.generator, x.device), budget)
+        delta = project(x, problem.initial(restart), budget)
         f, grad = problem.value_and_grad(delta)
         run_best_f, run_best_delta = f.clone(), delta.clone()
         eta = torch.full_like(f, 2.0 * budget)

@@ -33,7 +33,7 @@ from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor
 
 from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
-from aebench.attacks.feasible import rescale_to_ball, sample_d_ball
+from aebench.attacks.feasible import rescale_to_ball
 
 BACKENDS = ("torch", "scipy")
 # scipy's factr is a multiple of the float64 machine epsilon; the authors' factr = 10.
@@ -80,7 +80,7 @@ def lbfgs(
     if isinstance(history, bool) or not isinstance(history, int) or history < 1:
         raise ValueError(f"lbfgs option history must be a positive integer, got {history!r}.")
     pgtol = problem.objective.lbfgs_pgtol if pgtol is None else float(pgtol)
-    v0 = sample_d_ball(tuple(problem.x.shape), problem.budget, problem.generator, problem.x.device)
+    v0 = problem.initial()
     run = _lbfgs_torch if backend == "torch" else _lbfgs_scipy
     v, trace, iterations, capped = run(problem, v0, max_iter, history, pgtol, float(ftol), max_ls, return_trace)
     delta = rescale_to_ball(v.view_as(problem.x), problem.budget)

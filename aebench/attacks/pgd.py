@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
-from aebench.attacks.feasible import descent_direction, project, sample_d_ball
+from aebench.attacks.feasible import descent_direction, project
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -78,7 +78,7 @@ def pgd(
         best_delta[better] = delta[better]
 
     for restart in range(restarts):
-        delta = project(x, sample_d_ball(tuple(x.shape), budget, problem.generator, x.device), budget)
+        delta = project(x, problem.initial(restart), budget)
         for t in range(steps):
             f, grad = problem.value_and_grad(delta)
             keep_best(delta, f)
