@@ -92,6 +92,15 @@ def test_run_json_records_the_run_and_every_model(tmp_path, shared_cache):
     assert (Path(suite.output) / "runs" / f"{summary.run_id}.json").is_file()
 
 
+def test_each_training_session_records_its_epochs_and_wall_time(tmp_path):
+    suite = _suite(tmp_path, "timed", models=[{"name": "gmm_dae"}], noise_baseline=False,
+                   training={"epochs": 2, "batch_size": 500})
+    run_suite(suite, progress=_silent())
+    (log,) = Path(suite.cache_dir).glob("gmm_dae-*/training_time.jsonl")
+    (entry,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entry["epochs"] == [1, 2] and entry["seconds"] > 0 and entry["device"] == "cpu" and entry["threads"] >= 1
+
+
 def test_an_interrupt_costs_one_measurement_and_the_rerun_gives_the_same_rows(tmp_path, shared_cache, monkeypatch):
     whole = _suite(tmp_path, "whole", shared_cache)
     run_suite(whole, progress=_silent())

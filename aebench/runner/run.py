@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from aebench.checkpoint import CheckpointError, load_model, read_metadata
 from aebench.models.base import AutoEncoder
@@ -156,11 +157,35 @@ def obtain_model(cell: CellPlan, choice: ModelChoice, suite: Suite, device: Any,
     done = choice.checkpoint or _finished_checkpoint(choice.run_dir, cell.source.training.training.epochs)
     if done is not None:
         return load_model(done, device), done
-    progress.print(f"{cell.cell_id}: training {cell.source.training.model} for {cell.source.training.training.epochs} "
-                   f"epochs in {choice.run_dir}")
+    epochs = cell.source.training.training.epochs
+    progress.print(f"{cell.cell_id}: training {cell.source.training.model} for {epochs} epochs in {choice.run_dir}")
+    first = _epochs_done(choice.run_dir) + 1
+    started, wall_started = now(), time.perf_counter()
     result = train(cell.source.training, run_dir=choice.run_dir, data_root=suite.data_root, device=device,
                    progress=progress)
+    seconds = time.perf_counter() - wall_started
+    _append_training_time(choice.run_dir, {"started": started, "epochs": [first, epochs], "seconds": round(seconds, 1),
+                                           "device": str(device), "threads": torch.get_num_threads()})
+    progress.print(f"{cell.cell_id}: trained epochs {first}-{epochs} in {format_seconds(seconds)}")
     return result.model.eval(), result.checkpoint
+
+
+TRAINING_TIME_NAME = "training_time.jsonl"
+"""Per training session in a model's cache folder: when it started, which epochs it trained, its wall time."""
+
+
+def _epochs_done(run_dir: Path) -> int:
+    path = run_dir / "history.jsonl"
+    if not path.is_file():
+        return 0
+    return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
+def _append_training_time(run_dir: Path, entry: dict[str, Any]) -> None:
+    # Kept beside the checkpoint, outside the training code: timing a run must not change its fingerprint.
+    path = run_dir / TRAINING_TIME_NAME
+    old = path.read_text() if path.is_file() else ""
+    atomic_write_text(path, old + json.dumps(entry) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------- measurements
