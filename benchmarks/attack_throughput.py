@@ -277,7 +277,7 @@ def main() -> None:
             print(f"\n{attack}  λ={budget:g}   (noise at the same budget: {noise:.4f})")
             print(f"  {'method':34s} {'mean obj':>10s} {'Δ vs loop':>10s} {'obj ratio':>9s} {'img/s':>8s} "
                   f"{'speed×':>7s} {'img/cpu-s':>9s} {'cpu×':>6s} {'GFLOP/s':>8s} {'of matmul':>9s} "
-                  f"{'weaker on':>10s} {'max short':>9s}")
+                  f"{'weaker on':>10s} {'by >0.1%':>9s} {'max short':>9s}")
             for r in rows:
                 delta = f"{r.objective - base.objective:+10.4f}" if base else f"{'':>10s}"
                 ratio = f"{r.objective / base.objective:9.3f}" if base and base.objective else f"{'':>9s}"
@@ -286,9 +286,12 @@ def main() -> None:
                 # Image by image: where is the method weaker than the loop (a higher objective), and by how much?
                 shortfall = r.per_image - base.per_image if base else None
                 weaker = f"{int((shortfall > 1e-6).sum()):>5d}/{shortfall.numel():<4d}" if base else f"{'':>10s}"
+                # Beyond float noise and convergence tolerances: weaker by more than 0.1% of the loop's value.
+                clear = f"{int((shortfall > 1e-3 * base.per_image.abs()).sum()):>9d}" if base else f"{'':>9s}"
                 worst = f"{float(shortfall.max()):9.4f}" if base else f"{'':>9s}"
                 print(f"  {r.method:34s} {r.objective:10.4f} {delta} {ratio} {r.images_per_s:8.1f} {speed} "
-                      f"{r.images_per_cpu_s:9.1f} {cpu} {r.gflops:8.2f} {r.gflops / peak:9.1%} {weaker} {worst}")
+                      f"{r.images_per_cpu_s:9.1f} {cpu} {r.gflops:8.2f} {r.gflops / peak:9.1%} {weaker} {clear} "
+                      f"{worst}")
     print(f"\nfloat32 matmul peak (best of all measurements): {peak:.1f} GFLOP/s")
     print("img/s is wall-clock; img/cpu-s divides by this process's CPU time, which other load on a shared machine "
           "disturbs less.")
