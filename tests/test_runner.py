@@ -350,3 +350,4 @@ def test_the_audit_shows_the_paper_attack_beside_the_worst_case(tmp_path, shared
     assert {"audit_max_damage_fashion_mnist_mini.md", "perceptual_max_damage_fashion_mnist_mini_pgd.md"} <= names
     audit = (Path(suite.output) / "report/audit_max_damage_fashion_mnist_mini.md").read_text()
     assert "paper attack" in audit and "worst case" in audit and "Order flags" in audit
+    assert "active units" in audit and "recon. MSE" in audit  # the collapse indicator beside the audit
