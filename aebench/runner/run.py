@@ -114,12 +114,17 @@ def training_run_dir(cache_dir: str | Path, cell: CellPlan, code: str | None = N
     return Path(cache_dir) / f"{name}-{config.settings_key()[:12]}-{(code or config.code)[:8]}"
 
 
-def _finished_checkpoint(run_dir: Path, epochs: int) -> Path | None:
+def _checkpoint_epoch(run_dir: Path) -> int | None:
+    """The last finished epoch saved in ``run_dir`` (None: no readable checkpoint), as training resumes from it."""
     path = run_dir / CHECKPOINT_NAME
     try:
-        return path if path.is_file() and read_metadata(path).get("epoch") == epochs else None
+        return read_metadata(path).get("epoch") if path.is_file() else None
     except CheckpointError:
         return None
+
+
+def _finished_checkpoint(run_dir: Path, epochs: int) -> Path | None:
+    return run_dir / CHECKPOINT_NAME if _checkpoint_epoch(run_dir) == epochs else None
 
 
 def choose_model(cell: CellPlan, cache_dir: str, reuse_stale: bool) -> ModelChoice:
@@ -159,7 +164,7 @@ def obtain_model(cell: CellPlan, choice: ModelChoice, suite: Suite, device: Any,
         return load_model(done, device), done
     epochs = cell.source.training.training.epochs
     progress.print(f"{cell.cell_id}: training {cell.source.training.model} for {epochs} epochs in {choice.run_dir}")
-    first = _epochs_done(choice.run_dir) + 1
+    first = int(_checkpoint_epoch(choice.run_dir) or 0) + 1
     started, wall_started = now(), time.perf_counter()
     result = train(cell.source.training, run_dir=choice.run_dir, data_root=suite.data_root, device=device,
                    progress=progress)
@@ -172,13 +177,6 @@ def obtain_model(cell: CellPlan, choice: ModelChoice, suite: Suite, device: Any,
 
 TRAINING_TIME_NAME = "training_time.jsonl"
 """Per training session in a model's cache folder: when it started, which epochs it trained, its wall time."""
-
-
-def _epochs_done(run_dir: Path) -> int:
-    path = run_dir / "history.jsonl"
-    if not path.is_file():
-        return 0
-    return sum(1 for line in path.read_text().splitlines() if line.strip())
 
 
 def _append_training_time(run_dir: Path, entry: dict[str, Any]) -> None:
