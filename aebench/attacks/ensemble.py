@@ -92,11 +92,12 @@ def ensemble(
         # search attacks every row with the problem's own generator: the ensemble's first member is then exactly
         # that optimizer run alone with the same seed, so the ensemble is never weaker than it on any image.
         settled = found >= 2
-        if index > 0:
-            settled |= _at_bound(best_f, bound)
+        if bound is not None and index > 0:
+            settled |= best_f <= bound + 1e-6
         rows = rows_all[~settled]
-        # Rows a member skips hold the best value known when it skips them.
         member_f = values.get(name, best_f).clone()
+        if name not in values:
+            member_f = best_f.clone()  # rows a member skips hold the best value known when it skips them
         if rows.numel():
             f, out = _search(problem, name, rows, index, total, own_generator=index == 0)
             member_f[rows] = torch.minimum(member_f[rows], f) if name in values else f
@@ -119,19 +120,15 @@ def _refine(problem: AttackProblem, best_f: Tensor, best_delta: Tensor, found: T
     Continuing a capped L-BFGS-B run matters when another member's point is best: refining only that point would
     polish its basin and miss the deeper one the capped run was still descending into.
     """
-    rows = torch.arange(best_f.shape[0], device=best_f.device)[~_at_bound(best_f, problem.objective.lower_bound)]
+    bound = problem.objective.lower_bound
+    rows = torch.arange(best_f.shape[0], device=best_f.device)
+    if bound is not None:
+        rows = rows[best_f > bound + 1e-6]
     starts = [(rows, best_delta[rows])] + list(capped_ends.values())
     for rows, start in starts:
         if rows.numel():
             f, out = _search(problem, "lbfgs", rows, total - 1, total, start=start, max_iter=REFINE_ITERATIONS)
             _update(best_f, best_delta, found, rows, f, out.delta, agreement)
-
-
-def _at_bound(best_f: Tensor, bound: float | None) -> Tensor:
-    """Rows whose objective is at its lower bound (a latent distance of 0): no search can improve them."""
-    if bound is None:
-        return torch.zeros_like(best_f, dtype=torch.bool)
-    return best_f <= bound + 1e-6
 
 
 def _search(problem: AttackProblem, name: str, rows: Tensor, index: int, total: int, start: Tensor | None = None,
