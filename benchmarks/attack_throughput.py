@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -153,12 +154,16 @@ def matmul_gflops(size: int = 2048, repeats: int = 8) -> float:
 
 # ------------------------------------------------------------------------------------------ the authors' loop
 def per_image_lbfgs(model: AutoEncoder, x: Tensor, target: Tensor | None, attack: str, budget: float,
-                    seed: int, shared_starts: bool) -> Tensor:
+                    seed: int, shared_starts: bool, copies: int = 1) -> Tensor:
     """The authors' protocol, one image at a time with scipy's L-BFGS-B; returns the objective per image.
 
     With ``shared_starts`` image i starts where the batched methods start row i (the first ``sample_d_ball`` draw of
     a generator seeded with ``seed``), so a per-image comparison is paired; otherwise each image draws its own start
     in turn, as the authors' scripts do.
+
+    ``copies`` > 1 evaluates each point as the first of that many identical rows: the same algorithm, the same
+    start, the same values up to float32 rounding (a batched matrix product sums in another order). It measures how
+    reproducible the loop's per-image result is, the floor under any per-image comparison with it.
     """
     objective = ATTACKS[attack]
     gen = torch.Generator().manual_seed(seed)
@@ -171,7 +176,8 @@ def per_image_lbfgs(model: AutoEncoder, x: Tensor, target: Tensor | None, attack
 
         def fun(v_flat: np.ndarray, xi: Tensor = xi, ref: Tensor = ref) -> tuple[float, np.ndarray]:
             v = torch.from_numpy(v_flat).float().view_as(xi).requires_grad_(True)
-            value = objective.value(model, xi + rescale_to_ball(v, budget), ref).sum()
+            point = (xi + rescale_to_ball(v, budget)).expand(copies, *xi.shape[1:])
+            value = objective.value(model, point, ref.expand(copies, *ref.shape[1:]))[0]
             (grad,) = torch.autograd.grad(value, v)
             return float(value.detach()), grad.double().flatten().numpy()
 
@@ -239,6 +245,10 @@ def main() -> None:
     p.add_argument("--independent-starts", action="store_true",
                    help="the loop draws its own starts, not the batched methods' (an unpaired comparison)")
     p.add_argument("--skip-per-image", action="store_true", help="skip the slow per-image loop (no ratios)")
+    p.add_argument("--loop-replica", action="store_true",
+                   help="run the loop a second time with every point evaluated in a batch of two identical rows "
+                        "(float32 rounding only): how often the loop itself fails to match its own per-image values")
+    p.add_argument("--save-per-image", metavar="JSON", help="write every method's per-image objective to this file")
     p.add_argument("--random-images", action="store_true", help="uniform noise instead of Fashion-MNIST")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -254,6 +264,7 @@ def main() -> None:
     print(f"model {model.registry_name}, {x.shape[0]} pairs ({args.trials} trials), {args.threads} threads, "
           f"float32 matmul {peak:.1f} GFLOP/s")
 
+    saved: dict[str, dict[str, list[float]]] = {}
     for attack in args.attacks:
         for budget in args.budgets:
             tgt = target if ATTACKS[attack].needs_target else None
@@ -262,6 +273,10 @@ def main() -> None:
                 rows.append(measure("per-image L-BFGS-B (authors)", functools.partial(
                     per_image_lbfgs, model, x, tgt, attack, budget, args.seed,
                     not args.independent_starts), model, len(x)))
+                if args.loop_replica:
+                    rows.append(measure("loop, evaluated in pairs (replica)", functools.partial(
+                        per_image_lbfgs, model, x, tgt, attack, budget, args.seed,
+                        not args.independent_starts, copies=2), model, len(x)))
             for label, optimizer, options in variants:
                 gen = torch.Generator().manual_seed(args.seed)
                 call = functools.partial(run_attack, model, x, attack=attack, budget=budget, optimizer=optimizer,
@@ -292,6 +307,9 @@ def main() -> None:
                 print(f"  {r.method:34s} {r.objective:10.4f} {delta} {ratio} {r.images_per_s:8.1f} {speed} "
                       f"{r.images_per_cpu_s:9.1f} {cpu} {r.gflops:8.2f} {r.gflops / peak:9.1%} {weaker} {clear} "
                       f"{worst}")
+            saved[f"{attack} budget={budget:g}"] = {r.method: r.per_image.tolist() for r in rows}
+            if args.save_per_image:
+                Path(args.save_per_image).write_text(json.dumps({"settings": vars(args), "per_image": saved}))
     print(f"\nfloat32 matmul peak (best of all measurements): {peak:.1f} GFLOP/s")
     print("img/s is wall-clock; img/cpu-s divides by this process's CPU time, which other load on a shared machine "
           "disturbs less.")

@@ -124,7 +124,11 @@ def _refine(problem: AttackProblem, best_f: Tensor, best_delta: Tensor, found: T
     rows = torch.arange(best_f.shape[0], device=best_f.device)
     if bound is not None:
         rows = rows[best_f > bound + 1e-6]
-    starts = [(rows, best_delta[rows])] + list(capped_ends.values())
+    starts = [(rows, best_delta[rows])]
+    for capped_rows, end in capped_ends.values():
+        # Where the capped run's end is still the row's best point, the refinement above already continues from it.
+        elsewhere = (best_delta[capped_rows] != end).flatten(1).any(1)
+        starts.append((capped_rows[elsewhere], end[elsewhere]))
     for rows, start in starts:
         if rows.numel():
             f, out = _search(problem, "lbfgs", rows, total - 1, total, start=start, max_iter=REFINE_ITERATIONS)

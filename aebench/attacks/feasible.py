@@ -86,18 +86,23 @@ def _ball_box_root(v: Tensor, lo: Tensor, hi: Tensor, budget: float) -> Tensor:
     low = (budget / v.norm(dim=1).clamp_min(_TINY)).clamp(max=1.0)  # g(low) ≤ λ²
     high = torch.ones_like(low)  # g(1) > λ² for these rows
     t = low.clone()
+    squares = v * v
     for _ in range(_NEWTON_STEPS):
         scaled = t[:, None] * v
         point = torch.clamp(scaled, lo, hi)
-        g = (point * point).sum(dim=1)
+        g = torch.linalg.vecdot(point, point)
         feasible = g <= target
         low, high = torch.where(feasible, t, low), torch.where(feasible, high, t)
-        if bool(((g - target).abs() <= _TOLERANCE * target).all()):
+        # A row at the root keeps its t: one more step from there can only move it by rounding, and a step that
+        # rounding pushes out of the bracket would fall back to bisection and undo the convergence.
+        converged = (g - target).abs() <= _TOLERANCE * target
+        if bool(converged.all()):
             break
-        # g'(t) = 2t · Σ vᵢ² over the pixels still inside their bounds.
-        slope = 2.0 * t * (v * v * ((scaled > lo) & (scaled < hi))).sum(dim=1)
+        # g'(t) = 2t · Σ vᵢ² over the pixels still inside their bounds (where clipping left t·vᵢ unchanged).
+        slope = 2.0 * t * torch.where(point == scaled, squares, 0.0).sum(dim=1)
         step = t + (target - g) / slope.clamp_min(1e-30)
-        t = torch.where((step > low) & (step < high), step, 0.5 * (low + high))
+        step = torch.where((step > low) & (step < high), step, 0.5 * (low + high))
+        t = torch.where(converged, t, step)
     result = torch.clamp(t[:, None] * v, lo, hi)
     # The last step may leave ‖δ‖ a hair above λ; shrinking towards 0 keeps the box.
     norms = result.norm(dim=1, keepdim=True)
