@@ -413,7 +413,8 @@ def test_lbfgs_first_iteration_lands_where_scipys_l_bfgs_b_does(model, name, bud
             return float(value.detach()), grad.double().flatten().numpy()
 
         x64 = xi.double().flatten().numpy()
-        v, _, info = fmin_l_bfgs_b(fun, starts[i].double().flatten().numpy(), bounds=list(zip(-x64, 1 - x64)),
+        bounds = list(zip(-x64, 1 - x64, strict=True))
+        v, _, info = fmin_l_bfgs_b(fun, starts[i].double().flatten().numpy(), bounds=bounds,
                                    m=objective.lbfgs_history, factr=10, pgtol=objective.lbfgs_pgtol, maxiter=1)
         if info["funcalls"] != 2:
             continue
