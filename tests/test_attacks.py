@@ -297,7 +297,7 @@ def test_noise_spends_its_whole_budget_on_saturated_images():
 
 
 def _scipy_projection(x: np.ndarray, v: np.ndarray, budget: float) -> np.ndarray:
-    """The projection as a generic constrained least-squares problem (trust-constr), independent of the bisection."""
+    """The projection as a generic constrained least-squares problem (trust-constr), independent of the Newton solve."""
     from scipy.optimize import Bounds, NonlinearConstraint, minimize
 
     ball = NonlinearConstraint(lambda d: d @ d, -np.inf, budget**2, jac=lambda d: 2 * d[None],

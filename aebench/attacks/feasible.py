@@ -54,7 +54,7 @@ def clamp_then_shrink(x: Tensor, delta: Tensor, budget: float) -> Tensor:
     return rescale_to_ball(clamp_box(x, delta), budget)
 
 
-_NEWTON_STEPS = 30  # a cap only: three or four steps reach float precision on image batches
+_NEWTON_STEPS = 30  # a cap only: four or five steps reach the tolerance on image batches
 _TOLERANCE = 1e-6  # relative accuracy of ‖δ‖² at the root
 
 
@@ -93,8 +93,8 @@ def _ball_box_root(v: Tensor, lo: Tensor, hi: Tensor, budget: float) -> Tensor:
         g = torch.linalg.vecdot(point, point)
         feasible = g <= target
         low, high = torch.where(feasible, t, low), torch.where(feasible, high, t)
-        # A row at the root keeps its t: one more step from there can only move it by rounding, and a step that
-        # rounding pushes out of the bracket would fall back to bisection and undo the convergence.
+        # A row within the tolerance keeps its t: one more step would move it by less than the tolerance, and a
+        # step that rounding pushes out of the bracket would fall back to bisection and undo the convergence.
         converged = (g - target).abs() <= _TOLERANCE * target
         if bool(converged.all()):
             break

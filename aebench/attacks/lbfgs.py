@@ -16,7 +16,8 @@ Two implementations, both attacking the whole batch at once:
   authors' per-image loop; rows that have converged leave the batch. Bounds are handled by projection onto the box
   and by freezing variables at a bound whose gradient points outward (the active set of a projected quasi-Newton
   method), instead of L-BFGS-B's generalised Cauchy point. As in L-BFGS-B, a row without memory tries the projected
-  gradient point P(v − ∇f) at step 1, and a step is accepted at sufficient decrease with ftol = 1e-3; with these two
+  gradient point P(v − ∇f) at step 1, and a step is accepted at sufficient decrease with the constant 1e-3 that
+  scipy's line search uses (its dcsrch ``ftol``, not this module's stopping option ``ftol``); with these two
   the per-image results agree with the authors' loop on more images (``benchmarks/attack_throughput.py``).
 - ``backend="scipy"``: scipy's ``fmin_l_bfgs_b`` on the stacked batch with the summed objective. The objective is
   separable, so the optimum of the sum is every row's optimum, but one shared line search and one shared memory make
@@ -41,7 +42,8 @@ BACKENDS = ("torch", "scipy")
 # scipy's factr is a multiple of the float64 machine epsilon; the authors' factr = 10.
 _FACTR = 10.0
 _EPS64 = float(np.finfo(np.float64).eps)
-# Armijo sufficient-decrease constant: scipy's L-BFGS-B line search uses ftol = 1e-3 (lnsrlb → dcsrch).
+# Armijo sufficient-decrease constant of the line search: 1e-3, the value scipy's L-BFGS-B passes to its line
+# search (lnsrlb → dcsrch, where it is called ftol; not the stopping test that the option ``ftol`` sets here).
 _C1 = 1e-3
 
 
@@ -197,7 +199,7 @@ def _lbfgs_torch(
             step[pending[bad]] = torch.minimum(torch.maximum(t_q, 0.1 * t_bad), 0.5 * t_bad)
             pending = pending[bad]
 
-        # A failed line search drops the memory; on a steepest-descent step it ends the row (scipy's ABNORMAL).
+        # A failed line search drops the memory; on a projected-gradient step it ends the row (scipy's ABNORMAL).
         failed = ~accepted & ~done
         done |= failed & ~has_memory
         retry = failed & has_memory
