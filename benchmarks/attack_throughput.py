@@ -16,13 +16,12 @@ by one input-gradient backward of the same cost (one matmul per layer: parameter
 Each batched method is also compared with the loop image by image: on how many images its objective is weaker than
 the loop's, on how many by more than 0.1% of the loop's value + 1e-4 (``clearly``), and by how much at most (the
 goal is an ensemble at least as strong as the loop on every image; the replica below shows how far that can be
-asked). ``--loop-replica`` runs the loop a second time with only float32
-rounding changed (every point is evaluated as the first of two identical rows); the images where the replica
-reproduces the loop's value are the ones where that value belongs to the image rather than to the rounding, and the
-``of repro.`` column counts a method's clear shortfalls among them. By default
-the loop starts image i where the batched methods start row i, so the comparison is paired: with independent random
-starts, any method that is one local search among k equally strong ones loses to a fresh one on about 1/(k + 1) of
-the images, whatever its strength on average (``--independent-starts`` shows it).
+asked). ``--loop-replica`` runs the loop a second time with only float32 rounding changed (every point is evaluated
+as the first of two identical rows); the images where the replica reproduces the loop's value are the ones where that
+value belongs to the image rather than to the rounding, and the ``of repro.`` column counts a method's clear
+shortfalls among them. By default the loop starts image i where the batched methods start row i, so the comparison
+is paired: with independent random starts, any method that is one local search among k equally strong ones loses to
+a fresh one on about 1/(k + 1) of the images, whatever its strength on average (``--independent-starts`` shows it).
 
 Usage:
     python benchmarks/attack_throughput.py --checkpoint runs/fmnist_gmm_dae.safetensors --pairs 1000
@@ -310,8 +309,9 @@ def main() -> None:
             replica = next((r for r in rows if r.method == REPLICA), None)
             # Where the loop reproduces its own value when only float32 rounding changes, its per-image value is a
             # property of the image; elsewhere it is one draw among the optima that rounding can lead it to.
-            reproducible = (replica.per_image - base.per_image).abs() <= clear_margin(base.per_image) \
-                if base and replica else None
+            reproducible = None
+            if base and replica:
+                reproducible = (replica.per_image - base.per_image).abs() <= clear_margin(base.per_image)
             print(f"\n{attack}  λ={budget:g}   (noise at the same budget: {noise:.4f})")
             if reproducible is not None:
                 print(f"  the loop reproduces its own value (within 0.1% + 1e-4) on {int(reproducible.sum())} of "
