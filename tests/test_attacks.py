@@ -23,7 +23,8 @@ N_PIX = math.prod(SHAPE)
 # Fast settings so the whole file runs in seconds; the defaults are measured in benchmarks/attack_throughput.py.
 FAST = {"lbfgs": {"max_iter": 40}, "pgd": {"steps": 20, "restarts": 2}, "apgd": {"steps": 20, "restarts": 2},
         "ensemble": {"apgd_restarts": 1}, "noise": {}}
-OPTIMIZER_CASES = [("lbfgs", {}), ("lbfgs", {"backend": "scipy"}), ("pgd", {}), ("apgd", {}), ("ensemble", {}),
+OPTIMIZER_CASES = [("lbfgs", {}), ("lbfgs", {"backend": "scipy"}), ("lbfgs", {"backend": "lockstep"}), ("pgd", {}),
+                   ("apgd", {}), ("ensemble", {}),
                    ("noise", {})]
 
 
@@ -176,7 +177,8 @@ def _trust_region_optimum(w: np.ndarray, r: np.ndarray, radius: float) -> float:
 
 @pytest.mark.parametrize("budget", [0.2, 0.5])
 @pytest.mark.parametrize("optimizer,options", [("lbfgs", {"max_iter": 200}), ("lbfgs", {"backend": "scipy",
-                                               "max_iter": 500}), ("pgd", {"steps": 200, "restarts": 1}),
+                                               "max_iter": 500}), ("lbfgs", {"backend": "lockstep"}),
+                                               ("pgd", {"steps": 200, "restarts": 1}),
                                                ("apgd", {"steps": 200, "restarts": 1})])
 def test_linear_encoder_reaches_the_closed_form_optimum(optimizer, options, budget) -> None:
     g = torch.Generator().manual_seed(0)

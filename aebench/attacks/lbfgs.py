@@ -9,7 +9,7 @@ Memory Algorithm for Bound Constrained Optimization", SIAM J. Sci. Comput. 1995;
 - the start is a random point of the λ-ball (``sample_d_ball``), history m = 25 (latent) or 100 (maximum damage),
   factr = 10 and pgtol = 1e-5 (latent) or 1e-20 (maximum damage).
 
-Two implementations, both attacking the whole batch at once:
+Three implementations, all attacking the whole batch at once:
 
 - ``backend="torch"`` (default): a batched projected L-BFGS written in torch. Every row keeps its own memory,
   curvature scaling, backtracking line search and stopping test, so each image follows its own path as in the
@@ -19,6 +19,10 @@ Two implementations, both attacking the whole batch at once:
   gradient point P(v − ∇f) at step 1, and a step is accepted at sufficient decrease with the constant 1e-3 that
   scipy's line search uses (its dcsrch ``ftol``, not this module's stopping option ``ftol``); with these two
   the per-image results agree with the authors' loop on more images (``benchmarks/attack_throughput.py``).
+- ``backend="lockstep"``: scipy's L-BFGS-B itself on every row (``aebench.attacks.lockstep``), the rows' requests
+  for f and ∇f answered by one batched evaluation. Per image this is the authors' loop, with their caps (15000
+  iterations; ``max_iter`` replaces it), up to float32 rounding in the batched network evaluation; it costs what
+  scipy's L-BFGS-B code costs per iteration, so it is slower than ``torch``.
 - ``backend="scipy"``: scipy's ``fmin_l_bfgs_b`` on the stacked batch with the summed objective. The objective is
   separable, so the optimum of the sum is every row's optimum, but one shared line search and one shared memory make
   the path differ from the per-image runs.
@@ -35,10 +39,13 @@ import torch
 from scipy.optimize import fmin_l_bfgs_b
 from torch import Tensor
 
+from aebench.attacks import lockstep
 from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
 from aebench.attacks.feasible import rescale_to_ball
 
-BACKENDS = ("torch", "scipy")
+BACKENDS = ("torch", "lockstep", "scipy")
+MAX_ITER = 100
+"""Default iteration cap of the torch and scipy backends (lockstep: scipy's default 15000, as the authors ran it)."""
 # scipy's factr is a multiple of the float64 machine epsilon; the authors' factr = 10.
 _FACTR = 10.0
 _EPS64 = float(np.finfo(np.float64).eps)
@@ -52,7 +59,7 @@ def lbfgs(
     problem: AttackProblem,
     *,
     return_trace: bool = False,
-    max_iter: int = 100,
+    max_iter: int | None = None,
     history: int | None = None,
     pgtol: float | None = None,
     ftol: float = _FACTR * _EPS64,
@@ -64,19 +71,22 @@ def lbfgs(
     Args:
         problem: The attack.
         return_trace: Record the per-row objective after every iteration (scipy backend: after every evaluation).
-        max_iter: Iteration cap per row (the authors' scipy default is 15000, which factr = 10 nearly always reaches
-            only through line-search failure; the cap bounds the cost).
+        max_iter: Iteration cap per row (None: 100 for ``torch`` and ``scipy``, which bounds the cost; the authors'
+            scipy default 15000 for ``lockstep``).
         history: Memory m (None: the authors' value for the attack, 25 latent / 100 maximum damage).
         pgtol: Stop a row when its projected gradient's largest entry is below this (None: the authors' value).
         ftol: Stop a row when its relative decrease in one iteration is at most this (factr · eps = 2.2e-15).
         max_ls: Line-search evaluations per iteration (scipy's maxls).
-        backend: ``"torch"`` (batched per-row L-BFGS) or ``"scipy"`` (fmin_l_bfgs_b on the summed batch).
+        backend: ``"torch"`` (batched per-row L-BFGS), ``"lockstep"`` (scipy's L-BFGS-B per row, batched
+            evaluations) or ``"scipy"`` (fmin_l_bfgs_b on the summed batch).
 
     Returns:
         The final perturbations rescale(v) and, when asked, the trace.
     """
     if backend not in BACKENDS:
         raise ValueError(f"lbfgs backend must be one of {BACKENDS}, got {backend!r}.")
+    if max_iter is None:
+        max_iter = lockstep.MAX_ITER if backend == "lockstep" else MAX_ITER
     for name, value in (("max_iter", max_iter), ("max_ls", max_ls)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"lbfgs option {name} must be a positive integer, got {value!r}.")
@@ -85,7 +95,7 @@ def lbfgs(
         raise ValueError(f"lbfgs option history must be a positive integer, got {history!r}.")
     pgtol = problem.objective.lbfgs_pgtol if pgtol is None else float(pgtol)
     v0 = problem.initial()
-    run = _lbfgs_torch if backend == "torch" else _lbfgs_scipy
+    run = {"torch": _lbfgs_torch, "lockstep": _lbfgs_lockstep, "scipy": _lbfgs_scipy}[backend]
     v, trace, iterations, capped = run(problem, v0, max_iter, history, pgtol, float(ftol), max_ls, return_trace)
     delta = rescale_to_ball(v.view_as(problem.x), problem.budget)
     return OptimizerOutput(delta=delta, trace=trace, iterations=iterations, capped=capped)
@@ -239,6 +249,40 @@ def _lbfgs_torch(
     capped = torch.zeros(batch, dtype=torch.bool, device=v_out.device)
     capped[idx[active]] = True
     return v_out, (torch.stack(trace) if record else None), iterations, capped
+
+
+def _lbfgs_lockstep(
+    problem: AttackProblem, v0: Tensor, max_iter: int, m: int, pgtol: float, ftol: float, max_ls: int, record: bool
+) -> tuple[Tensor, Tensor | None, int, Tensor]:
+    shape = tuple(problem.x.shape)
+    x64 = problem.x.detach().double().cpu().flatten(1).numpy()
+    trace: list[Tensor] = []
+    last = torch.full((shape[0],), float("nan"))  # each row's most recent value, for the trace
+
+    def evaluate(rows: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # As the authors' objective: the float64 point is cast to the model's dtype, values and gradients come back
+        # as float64.
+        index = torch.from_numpy(rows).to(problem.x.device)
+        v = torch.from_numpy(points).to(problem.x.device, problem.x.dtype).view(-1, *shape[1:])
+        f, g = problem.value_and_grad(v, index, rescale=True)
+        if record:
+            last[index.cpu()] = f.cpu()
+            trace.append(last.clone())
+        return f.double().cpu().numpy(), g.double().cpu().flatten(1).numpy()
+
+    rounds = 0
+
+    def on_round(live: int) -> None:
+        nonlocal rounds
+        rounds += 1
+        problem.report(min(rounds, max_iter), max_iter)
+
+    v, iterations, capped = lockstep.run_rows(
+        evaluate, v0.detach().double().cpu().flatten(1).numpy(), -x64, 1.0 - x64, history=m, factr=ftol / _EPS64,
+        pgtol=pgtol, max_iter=max_iter, max_ls=max_ls, on_round=on_round)
+    delta = torch.from_numpy(v).to(problem.x.device, problem.x.dtype).view(shape)
+    trace_out = torch.stack(trace) if record and trace else None
+    return delta, trace_out, int(iterations.max(initial=0)), torch.from_numpy(capped).to(problem.x.device)
 
 
 def _lbfgs_scipy(
