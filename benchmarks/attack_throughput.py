@@ -258,7 +258,8 @@ def main() -> None:
     p.add_argument("--budgets", type=float, nargs="+", default=[1.0, 3.0])
     p.add_argument("--attacks", nargs="+", default=["latent", "max_damage"])
     p.add_argument("--variant", action="append", default=None,
-                   help="batched method [label=]optimizer[:opt=val,...]; repeatable (default: lbfgs and pgd)")
+                   help="batched method [label=]optimizer[:opt=val,...]; repeatable (default: lbfgs, "
+                        "lbfgs:backend=torch, pgd, apgd, ensemble)")
     p.add_argument("--independent-starts", action="store_true",
                    help="the loop draws its own starts, not the batched methods' (an unpaired comparison)")
     p.add_argument("--skip-per-image", action="store_true", help="skip the slow per-image loop (no ratios)")
@@ -276,7 +277,8 @@ def main() -> None:
     for param in model.parameters():  # nothing here needs parameter gradients
         param.requires_grad_(False)
     x, target = pairs_and_targets(args)
-    variants = [parse_variant(v) for v in (args.variant or ["lbfgs", "pgd", "apgd", "ensemble"])]
+    variants = [parse_variant(v) for v in (args.variant or ["lbfgs", "lbfgs:backend=torch", "pgd", "apgd",
+                                                             "ensemble"])]
     peak = matmul_gflops()
     print(f"model {model.registry_name}, {x.shape[0]} pairs ({args.trials} trials), {args.threads} threads, "
           f"float32 matmul {peak:.1f} GFLOP/s")

@@ -388,7 +388,7 @@ def test_the_ensemble_skips_images_that_cannot_improve() -> None:
 
 @pytest.mark.parametrize("name,budget", [("latent", 1.0), ("max_damage", 2.0)])
 def test_lbfgs_first_iteration_lands_where_scipys_l_bfgs_b_does(model, name, budget) -> None:
-    """Row by row, one batched iteration reaches scipy's first L-BFGS-B iterate from the same start.
+    """Row by row, one batched torch iteration reaches scipy's first L-BFGS-B iterate from the same start.
 
     On a problem with both bounds on every variable, L-BFGS-B's first step goes to the projected gradient point
     P(v − ∇f) at step 1; where scipy's line search accepts that step at once (two evaluations), the batched torch
@@ -400,7 +400,7 @@ def test_lbfgs_first_iteration_lands_where_scipys_l_bfgs_b_does(model, name, bud
     objective = ATTACKS[name]
     target = images(8, seed=4) if objective.needs_target else None
     ours = run_attack(model, x, attack=name, budget=budget, optimizer="lbfgs", target=target, max_iter=1,
-                      generator=torch.Generator().manual_seed(5))
+                      backend="torch", generator=torch.Generator().manual_seed(5))
     starts = sample_d_ball(tuple(x.shape), budget, torch.Generator().manual_seed(5))
     with torch.no_grad():
         reference = objective.reference(model, x, target)
@@ -425,6 +425,42 @@ def test_lbfgs_first_iteration_lands_where_scipys_l_bfgs_b_does(model, name, bud
         got = ours.x_adv[i : i + 1] - xi
         assert torch.allclose(got, expected, atol=1e-5), (name, i, float((got - expected).abs().max()))
     assert compared >= 4, f"scipy accepted its first step at once on only {compared} rows: the test compares nothing"
+
+
+@pytest.mark.parametrize("name", ["latent", "max_damage"])
+def test_the_default_lbfgs_is_the_authors_per_image_loop(name) -> None:
+    """``lbfgs`` (backend lockstep) ends where scipy's fmin_l_bfgs_b, run image by image as the authors do, ends.
+
+    In float64 the batched evaluation rounds as the per-image one does up to the last bits, so every row must land
+    on the loop's point; a batched L-BFGS of another design (the torch backend) does not on all rows.
+    """
+    from scipy.optimize import fmin_l_bfgs_b
+
+    model = MLPAutoEncoder(seed=2).double().eval()
+    x = images(6, seed=7).double()
+    objective = ATTACKS[name]
+    target = images(6, seed=8).double() if objective.needs_target else None
+    budget = 2.0
+    ours = run_attack(model, x, attack=name, budget=budget, optimizer="lbfgs", target=target, max_iter=30,
+                      generator=torch.Generator().manual_seed(5))
+    starts = sample_d_ball(tuple(x.shape), budget, torch.Generator().manual_seed(5)).double()
+    with torch.no_grad():
+        reference = objective.reference(model, x, target)
+    for i in range(x.shape[0]):
+        xi, ref = x[i : i + 1], reference[i : i + 1]
+
+        def fun(v_flat: np.ndarray, xi: Tensor = xi, ref: Tensor = ref) -> tuple[float, np.ndarray]:
+            v = torch.from_numpy(v_flat).view_as(xi).requires_grad_(True)
+            value = objective.value(model, xi + rescale_to_ball(v, budget), ref).sum()
+            (grad,) = torch.autograd.grad(value, v)
+            return float(value.detach()), grad.flatten().numpy()
+
+        x64 = xi.flatten().numpy()
+        v, _, _ = fmin_l_bfgs_b(fun, starts[i].flatten().numpy(), bounds=list(zip(-x64, 1 - x64, strict=True)),
+                                m=objective.lbfgs_history, factr=10, pgtol=objective.lbfgs_pgtol, maxiter=30)
+        expected = rescale_to_ball(torch.from_numpy(v).view_as(xi), budget)
+        got = ours.x_adv[i : i + 1] - xi
+        assert torch.allclose(got, expected, atol=1e-9), (name, i, float((got - expected).abs().max()))
 
 
 def test_lbfgs_reports_the_rows_its_iteration_cap_cut_short(model) -> None:

@@ -92,3 +92,14 @@ def test_an_unknown_scipy_entry_point_is_refused_clearly(monkeypatch) -> None:
     monkeypatch.setattr(lockstep, "_lbfgsb", OldScipy())
     with pytest.raises(RuntimeError, match="scipy >= 1.15.*backend 'torch'"):
         lockstep.check_available()
+
+
+def test_rows_beyond_the_workspace_budget_run_in_groups_with_the_same_results(monkeypatch) -> None:
+    one, x0, lower, upper = _problem(7, seed=2)
+    whole = _lockstep(one, x0, lower, upper, history=4, factr=10.0, pgtol=1e-10)
+    per_row = 8 * (2 * 4 * N + 5 * N + 11 * 16 + 8 * 4)
+    monkeypatch.setattr(lockstep, "WORKSPACE_BYTES", 3 * per_row)  # groups of 3, 3 and 1 rows
+    grouped = _lockstep(one, x0, lower, upper, history=4, factr=10.0, pgtol=1e-10)
+    assert max(len(rows) for rows in grouped[3]) == 3
+    for a, b in zip(whole[:3], grouped[:3], strict=True):
+        assert np.array_equal(a, b)

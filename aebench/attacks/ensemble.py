@@ -8,17 +8,18 @@ Every member's value is kept too, so a table can show the paper's attack beside 
 
 The schedule spends its work where the worst case is still in doubt:
 
-1. the members run in order from their own random starts. The first, by default the paper's ``lbfgs``, attacks
-   every image with the problem's generator, exactly as it would alone with the same seed: its value is always
-   measured, and the ensemble is never weaker than it on any image;
+1. the members run in order from their own random starts. The first, by default the paper's ``lbfgs`` (scipy's
+   L-BFGS-B on every image, the authors' algorithm and settings), attacks every image with the problem's generator,
+   exactly as it would alone with the same seed: its value is always measured, and the ensemble is never weaker than
+   it on any image;
 2. an image is *settled* once two independent searches have reached its best value (within a relative
    ``agreement``), the usual stopping rule of random-restart global search: a value found twice from different
    starts is unlikely to be beaten by one more local search. An image at the objective's lower bound (a latent
    distance of 0) is settled at once. Settled images skip the remaining members;
 3. images still unsettled after the members get further APGD starts, up to ``apgd_restarts`` APGD starts in all;
-4. last, L-BFGS-B with a high iteration cap refines every image from its best point, and continues the ``lbfgs``
-   member where its cap stopped it: the members stop at caps that bound their cost, while the authors' per-image
-   loop runs to convergence.
+4. last, the batched torch L-BFGS (``lbfgs`` with ``backend="torch"``, a 1000-iteration cap) refines every image
+   from its best point, which polishes the points of the first-order members, and continues an ``lbfgs`` member
+   where its iteration cap stopped it (given a cap below the authors' 15000).
 
 A member that skipped an image records the best value known when it skipped it. Each search draws its random start
 from its own generator, seeded from the problem's.
@@ -35,7 +36,7 @@ DEFAULT_MEMBERS = ("lbfgs", "apgd", "pgd")
 AGREEMENT = 1e-3
 """Two values agree when they differ by at most this fraction of the larger magnitude (plus 1e-6 absolute)."""
 REFINE_ITERATIONS = 1000
-"""Iteration cap of the final refinement (the members' L-BFGS-B stops at 100)."""
+"""Iteration cap of the final refinement (the torch L-BFGS's default is 100)."""
 
 
 def _check(members: tuple[str, ...], apgd_restarts: int, agreement: float) -> None:
@@ -131,7 +132,8 @@ def _refine(problem: AttackProblem, best_f: Tensor, best_delta: Tensor, found: T
         starts.append((capped_rows[elsewhere], end[elsewhere]))
     for rows, start in starts:
         if rows.numel():
-            f, out = _search(problem, "lbfgs", rows, total - 1, total, start=start, max_iter=REFINE_ITERATIONS)
+            f, out = _search(problem, "lbfgs", rows, total - 1, total, start=start, max_iter=REFINE_ITERATIONS,
+                             backend="torch")
             _update(best_f, best_delta, found, rows, f, out.delta, agreement)
 
 

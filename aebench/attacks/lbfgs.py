@@ -11,23 +11,25 @@ Memory Algorithm for Bound Constrained Optimization", SIAM J. Sci. Comput. 1995;
 
 Three implementations, all attacking the whole batch at once:
 
-- ``backend="torch"`` (default): a batched projected L-BFGS written in torch. Every row keeps its own memory,
-  curvature scaling, backtracking line search and stopping test, so each image follows its own path as in the
-  authors' per-image loop; rows that have converged leave the batch. Bounds are handled by projection onto the box
-  and by freezing variables at a bound whose gradient points outward (the active set of a projected quasi-Newton
-  method), instead of L-BFGS-B's generalised Cauchy point. As in L-BFGS-B, a row without memory tries the projected
+- ``backend="lockstep"`` (default): scipy's L-BFGS-B itself on every row (``aebench.attacks.lockstep``), the rows'
+  requests for f and ∇f answered by one batched evaluation. Per image this is the authors' algorithm with their
+  settings and caps (15000 iterations; ``max_iter`` replaces it), in float64 as scipy runs it; it differs from the
+  authors' per-image loop only by float32 rounding in the batched network evaluation, to which the loop itself is
+  not robust on some images (``benchmarks/attack_throughput.py --loop-replica``). Its cost is the network
+  evaluations, batched, plus scipy's per-row iteration (about 1 ms).
+- ``backend="torch"``: a batched projected L-BFGS written in torch, about twice as fast. Every row keeps its own
+  memory, curvature scaling, backtracking line search and stopping test, so each image follows its own path; rows
+  that have converged leave the batch. Bounds are handled by projection onto the box and by freezing variables at a
+  bound whose gradient points outward (the active set of a projected quasi-Newton method), instead of L-BFGS-B's
+  generalised Cauchy point and subspace minimisation. As in L-BFGS-B, a row without memory tries the projected
   gradient point P(v − ∇f) at step 1, and a step is accepted at sufficient decrease with the constant 1e-3 that
-  scipy's line search uses (its dcsrch ``ftol``, not this module's stopping option ``ftol``); with these two
-  the per-image results agree with the authors' loop on more images (``benchmarks/attack_throughput.py``).
-- ``backend="lockstep"``: scipy's L-BFGS-B itself on every row (``aebench.attacks.lockstep``), the rows' requests
-  for f and ∇f answered by one batched evaluation. Per image this is the authors' loop, with their caps (15000
-  iterations; ``max_iter`` replaces it), up to float32 rounding in the batched network evaluation; it costs what
-  scipy's L-BFGS-B code costs per iteration, so it is slower than ``torch``.
+  scipy's line search uses (its dcsrch ``ftol``, not this module's stopping option ``ftol``). Its path is close
+  to, not the same as, scipy's; the ensemble's final refinement uses it.
 - ``backend="scipy"``: scipy's ``fmin_l_bfgs_b`` on the stacked batch with the summed objective. The objective is
   separable, so the optimum of the sum is every row's optimum, but one shared line search and one shared memory make
   the path differ from the per-image runs.
 
-``benchmarks/attack_throughput.py`` compares both with the authors' per-image loop.
+``benchmarks/attack_throughput.py`` compares them with the authors' per-image loop.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from aebench.attacks import lockstep
 from aebench.attacks._problem import OPTIMIZERS, AttackProblem, OptimizerOutput
 from aebench.attacks.feasible import rescale_to_ball
 
-BACKENDS = ("torch", "lockstep", "scipy")
+BACKENDS = ("lockstep", "torch", "scipy")
 MAX_ITER = 100
 """Default iteration cap of the torch and scipy backends (lockstep: scipy's default 15000, as the authors ran it)."""
 # scipy's factr is a multiple of the float64 machine epsilon; the authors' factr = 10.
@@ -64,7 +66,7 @@ def lbfgs(
     pgtol: float | None = None,
     ftol: float = _FACTR * _EPS64,
     max_ls: int = 20,
-    backend: str = "torch",
+    backend: str = "lockstep",
 ) -> OptimizerOutput:
     """Minimise the problem's objective with (batched) L-BFGS-B as the authors did.
 
@@ -77,8 +79,8 @@ def lbfgs(
         pgtol: Stop a row when its projected gradient's largest entry is below this (None: the authors' value).
         ftol: Stop a row when its relative decrease in one iteration is at most this (factr · eps = 2.2e-15).
         max_ls: Line-search evaluations per iteration (scipy's maxls).
-        backend: ``"torch"`` (batched per-row L-BFGS), ``"lockstep"`` (scipy's L-BFGS-B per row, batched
-            evaluations) or ``"scipy"`` (fmin_l_bfgs_b on the summed batch).
+        backend: ``"lockstep"`` (scipy's L-BFGS-B per row, batched evaluations), ``"torch"`` (batched per-row
+            projected L-BFGS) or ``"scipy"`` (fmin_l_bfgs_b on the summed batch).
 
     Returns:
         The final perturbations rescale(v) and, when asked, the trace.
