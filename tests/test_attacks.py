@@ -347,7 +347,7 @@ def test_projection_is_the_nearest_feasible_point_as_a_generic_solver_finds_it(k
 def test_the_ensemble_keeps_each_images_worst_case_and_every_members_value(model) -> None:
     x = images(8)
     result = attack(model, x, "max_damage", 2.0, "ensemble")
-    assert set(result.members) == {"apgd", "pgd", "lbfgs"}
+    assert set(result.members) == {"apgd", "lbfgs"}
     stacked = torch.stack(list(result.members.values()))
     # Per image the ensemble is at least the best member (the refinement can only lower it further).
     assert (result.objective <= stacked.min(dim=0).values + 1e-6).all()
@@ -359,7 +359,7 @@ def test_the_ensemble_keeps_each_images_worst_case_and_every_members_value(model
 def test_the_ensembles_first_member_is_that_optimizer_run_alone(model) -> None:
     # Same seed: the lbfgs member starts where a plain lbfgs run starts, so the ensemble is never weaker than it.
     x = images(8)
-    alone = attack(model, x, "max_damage", 2.0, "lbfgs", max_iter=100)  # the ensemble runs its members at defaults
+    alone = attack(model, x, "max_damage", 2.0, "lbfgs", max_iter=15000)  # the ensemble runs its members at defaults
     result = attack(model, x, "max_damage", 2.0, "ensemble")
     torch.testing.assert_close(result.members["lbfgs"], alone.objective, rtol=1e-5, atol=1e-6)
     assert (result.objective <= alone.objective + 1e-6).all()
