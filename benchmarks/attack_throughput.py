@@ -5,7 +5,10 @@ The baseline is the protocol of Saseendran et al. (NeurIPS 2022) as their script
 objective and gradient, box bounds [−x, 1 − x], the λ-ball rescale inside the objective and at the end, a
 ``sample_d_ball`` start, m = 25 (latent) / 100 (maximum damage), factr = 10, pgtol = 1e-5 / 1e-20, scipy's
 default iteration caps. Every other method attacks all (image, trial) pairs of a setting as one batch through
-``aebench.attacks.run_attack`` on the same model, pairs, targets and budgets.
+``aebench.attacks.run_attack`` on the same model, pairs, targets and budgets. By default these are ``lbfgs`` (scipy's
+L-BFGS-B on every row in lockstep with batched evaluations: the loop's algorithm, so its per-image values differ from
+the loop's only through float32 rounding, like the replica's below), ``lbfgs:backend=torch`` (the batched torch
+L-BFGS), ``pgd``, ``apgd`` and ``ensemble``.
 
 Printed per setting (attack × λ) and method: mean objective (lower is a stronger attack; max-damage values are
 negative), its difference to the per-image loop, images per second and its ratio to the per-image loop, and the
