@@ -167,7 +167,10 @@ def _lbfgs_torch(
         at_bound = ((v <= lo) & (g > 0)) | ((v >= hi) & (g < 0))
         free = (~at_bound).to(v.dtype)
         g_free = g * free
-        projected_grad = (torch.clamp(v - g, lo, hi) - v).abs().amax(1)
+        # The step to the projected gradient point P(v − ∇f): its size is the pgtol test, and it is the direction of
+        # a row without (usable) memory.
+        to_projected = torch.clamp(v - g, lo, hi) - v
+        projected_grad = to_projected.abs().amax(1)
         done = ~active | (projected_grad <= pgtol)
 
         order = [(k - 1 - i) % m for i in range(min(k, m))]
@@ -175,12 +178,12 @@ def _lbfgs_torch(
         # A row without memory steps to the projected gradient point P(v − ∇f), as L-BFGS-B does on a problem with
         # both bounds on every variable: with B = I its generalised Cauchy point is exactly that point, tried at
         # step 1 (lnsrlb: stp = 1 when every variable is boxed).
-        d = torch.where(has_memory[:, None], d, torch.clamp(v - g, lo, hi) - v)
+        d = torch.where(has_memory[:, None], d, to_projected)
         slope = (g * d).sum(1)
         # A memory that no longer yields descent (possible with the active set) is dropped for that row.
         not_descent = ~(slope < 0) | ~torch.isfinite(slope)
         if not_descent.any():
-            d[not_descent] = (torch.clamp(v - g, lo, hi) - v)[not_descent]
+            d[not_descent] = to_projected[not_descent]
             valid[:, not_descent] = 0.0
             gamma[not_descent] = 1.0
             has_memory[not_descent] = False

@@ -158,13 +158,16 @@ def obtain_model(cell: CellPlan, choice: ModelChoice, suite: Suite, device: Any,
     if cell.source.instance is not None:  # handed over in memory: nothing to load or train
         return cell.source.instance.to(device).eval(), None
     assert choice.checkpoint is not None or (cell.source.training is not None and choice.run_dir is not None)
+    if choice.checkpoint is not None:
+        return load_model(choice.checkpoint, device), choice.checkpoint
     # Another process may have finished the training since the choice was made (it held the training lock).
-    done = choice.checkpoint or _finished_checkpoint(choice.run_dir, cell.source.training.training.epochs)
-    if done is not None:
-        return load_model(done, device), done
     epochs = cell.source.training.training.epochs
+    saved_epoch = _checkpoint_epoch(choice.run_dir)
+    if saved_epoch == epochs:
+        done = choice.run_dir / CHECKPOINT_NAME
+        return load_model(done, device), done
     progress.print(f"{cell.cell_id}: training {cell.source.training.model} for {epochs} epochs in {choice.run_dir}")
-    first = int(_checkpoint_epoch(choice.run_dir) or 0) + 1
+    first = int(saved_epoch or 0) + 1
     started, wall_started = now(), time.perf_counter()
     result = train(cell.source.training, run_dir=choice.run_dir, data_root=suite.data_root, device=device,
                    progress=progress)
