@@ -7,6 +7,7 @@ without pickle). A JSON copy of the metadata sits beside the file for people to 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,20 @@ def save_checkpoint(path: str | Path, model: AutoEncoder, **meta: Any) -> Path:
     atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"aebench": json.dumps(header)}))
     atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(header, indent=2) + "\n"))
     return path
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short SHA-256 of a model's weights alone (names, dtypes, shapes, values), not of a file's metadata.
+
+    Two checkpoints with the same weights have the same digest whatever their headers say, so it tells whether two
+    measurements saw the same model.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -13,7 +13,9 @@ code. The rule:
 - each **measurement** kind covers the code that computes it (see :data:`MEASUREMENT_CODE`): attacks and metrics for
   an attack, the fidelity package for fidelity, the latent classifier and the attacks for downstream accuracy, plus
   the sampling protocol for all of them. The model a measurement evaluates is covered through the training key
-  (or, for a loaded checkpoint, its SHA-256).
+  (or, for a loaded checkpoint, its SHA-256), and every row records the digest of the weights it measured
+  (``aebench.checkpoint.weights_digest``): a checkpoint replaced under the same key (retrained with another thread
+  count, restored from elsewhere) makes the runner compute the cell's measurements again.
 
 A refactor that moves code between files changes a fingerprint too: that is deliberate, since "it only moved" is
 exactly the claim a benchmark must not take on trust. ``aebench run --reuse-stale`` keeps old work explicitly, and

@@ -351,3 +351,50 @@ def test_the_audit_shows_the_paper_attack_beside_the_worst_case(tmp_path, shared
     audit = (Path(suite.output) / "report/audit_max_damage_fashion_mnist_mini.md").read_text()
     assert "paper attack" in audit and "worst case" in audit and "Order flags" in audit
     assert "active units" in audit and "recon. MSE" in audit  # the collapse indicator beside the audit
+
+
+def test_a_checkpoint_replaced_under_the_same_configuration_is_measured_again(tmp_path):
+    """Rows record the digest of the weights they measured; other weights in the cache make them be computed again.
+
+    A checkpoint can change while its configuration key does not (retrained with another thread count, restored
+    from elsewhere); a rerun must then not keep the old rows beside new ones, which would mix two models in a cell.
+    """
+    import torch
+
+    from aebench.checkpoint import load_model, read_metadata, save_checkpoint, weights_digest
+
+    suite = _suite(tmp_path, "weights", models=[{"name": "gmm_dae"}])
+    first = run_suite(suite, progress=_silent())
+    rows = read_rows(suite.output)
+    (checkpoint,) = Path(suite.cache_dir).glob("*/checkpoint.safetensors")
+    model = load_model(checkpoint)
+    assert {s["weights"] for s in rows.settings} == {weights_digest(model)}
+    assert len(run_suite(suite, progress=_silent()).skipped) == len(first.finished)  # same weights: nothing redone
+
+    # Other weights under the same file and metadata (as a retraining would leave them).
+    meta = read_metadata(checkpoint)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.01)
+    save_checkpoint(checkpoint, model, **{k: v for k, v in meta.items()
+                                          if k not in ("format", "model", "model_args", "versions", "git")})
+    again = run_suite(suite, progress=_silent())
+    assert len(again.finished) == len(first.finished) and not again.skipped
+    new_rows = read_rows(suite.output)
+    assert {s["weights"] for s in new_rows.settings} == {weights_digest(model)}
+    recon = lambda r: float(r[r.metric == "test_recon_mse"].value.iloc[0])  # noqa: E731
+    assert recon(new_rows) != recon(rows)
+
+
+def test_the_weights_digest_sees_values_not_file_headers():
+    import torch
+
+    from aebench.checkpoint import weights_digest
+
+    a = torch.nn.Linear(3, 2)
+    b = torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    assert weights_digest(a) == weights_digest(b)
+    with torch.no_grad():
+        b.bias[0] += 1e-7
+    assert weights_digest(a) != weights_digest(b)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aebench.checkpoint import CheckpointError, load_model, read_metadata
+from aebench.checkpoint import CheckpointError, load_model, read_metadata, weights_digest
 from aebench.models.base import AutoEncoder
 from aebench.progress import ProgressLog, format_seconds
 from aebench.provenance import new_run_id, now, run_record, write_run_record
@@ -191,9 +191,9 @@ def _append_training_time(run_dir: Path, entry: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------------- measurements
 def make_rows(suite: Suite, cell: CellPlan, m: Measurement, outcome: Outcome, *, run_id: str, choice: ModelChoice,
-              device: str, wall_time: float, reused_stale: bool = False) -> list[Row]:
-    """The tidy rows of one measurement (the one place rows are built)."""
-    settings = {**choice.settings, "measurement": m.settings, "reused_stale_model": choice.stale}
+              device: str, wall_time: float, reused_stale: bool = False, weights: str | None = None) -> list[Row]:
+    """The tidy rows of one measurement (the one place rows are built); ``weights``: the model's weights digest."""
+    settings = {**choice.settings, "measurement": m.settings, "reused_stale_model": choice.stale, "weights": weights}
     common = dict(suite=suite.name, version=suite.version, run_id=run_id, dataset=cell.dataset, model=cell.label,
                   seed=cell.seed, measurement=m.name, wall_time=wall_time, device=device,
                   measurement_key=m.key(choice.key), settings_key=m.settings_key(choice.settings_key),
@@ -219,6 +219,14 @@ def measurement_state(output: Path, cell: CellPlan, m: Measurement, choice: Mode
     if reuse_stale and rows[0].settings_key == m.settings_key(choice.settings_key):
         return "stale"
     return "todo"
+
+
+def _recorded_weights(output: Path, cell: CellPlan, m: Measurement) -> str | None:
+    """The weights digest a finished measurement's rows record (None: rows written before digests were recorded)."""
+    try:
+        return read_measurement(rows_path(output, cell.cell_id, m.name))[0].settings.get("weights")
+    except (ResultsError, OSError, IndexError):
+        return None
 
 
 def _mark_stale(path: Path) -> None:
@@ -257,7 +265,7 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
     """Compute every unfinished measurement of one cell (see the module docstring)."""
     output = Path(suite.output)
     choice = choose_model(cell, suite.cache_dir, reuse_stale)
-    pending = []
+    pending, finished = [], []
     for m in cell.measurements:
         name = f"{cell.cell_id}/{m.name}"
         state = measurement_state(output, cell, m, choice, reuse_stale, progress)
@@ -267,8 +275,11 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
             _mark_stale(rows_path(output, cell.cell_id, m.name))
             summary.reused_stale.append(name)
         else:
-            summary.skipped.append(name)
-    if not pending:
+            finished.append(m)
+    if not pending and choice.checkpoint is None:
+        # Nothing to compute and no weights at hand to compare with (a fresh clone of committed results): the
+        # finished rows stand.
+        summary.skipped.extend(f"{cell.cell_id}/{m.name}" for m in finished)
         return
     try:
         # Two processes on one suite (a job array, --jobs, a second run by hand) train a model once: the second
@@ -279,6 +290,19 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
     except Exception as err:  # a model that cannot be built fails its measurements, never the other cells
         for m in pending:
             _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress, "model: ")
+        return
+    weights = weights_digest(model)
+    # A measurement finished with other weights than these (a checkpoint retrained or replaced under the same
+    # configuration, e.g. with another thread count) is computed again: a cell never mixes two models.
+    for m in finished:
+        recorded = _recorded_weights(output, cell, m)
+        if recorded is not None and recorded != weights:
+            progress.print(f"{cell.cell_id} {m.name}: computed with weights {recorded}, but the model now has weights "
+                           f"{weights}; it is computed again")
+            pending.append(m)
+        else:
+            summary.skipped.append(f"{cell.cell_id}/{m.name}")
+    if not pending:
         return
     if choice.stale:
         progress.print(f"{cell.cell_id}: reusing {checkpoint}, trained by other code (--reuse-stale)")
@@ -293,20 +317,22 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
             if not mine:  # another process is computing it right now; it will write the rows
                 summary.elsewhere.append(f"{cell.cell_id}/{m.name}")
                 continue
-            if measurement_state(output, cell, m, choice, reuse_stale, progress) == "done":  # finished while we waited
+            if (measurement_state(output, cell, m, choice, reuse_stale, progress) == "done"
+                    and _recorded_weights(output, cell, m) in (None, weights)):  # finished while we waited
                 summary.skipped.append(f"{cell.cell_id}/{m.name}")
                 continue
-            _measure(suite, cell, m, context, choice, run_id, device, summary, progress)
+            _measure(suite, cell, m, context, choice, run_id, device, summary, progress, weights)
 
 
 def _measure(suite: Suite, cell: CellPlan, m: Measurement, context: CellContext, choice: ModelChoice, run_id: str,
-             device: Any, summary: RunSummary, progress: ProgressLog) -> None:
+             device: Any, summary: RunSummary, progress: ProgressLog, weights: str) -> None:
     output = Path(suite.output)
     started = time.perf_counter()
     try:
         outcome = MEASURE[m.kind](context, m)
         wall = time.perf_counter() - started
-        rows = make_rows(suite, cell, m, outcome, run_id=run_id, choice=choice, device=str(device), wall_time=wall)
+        rows = make_rows(suite, cell, m, outcome, run_id=run_id, choice=choice, device=str(device), wall_time=wall,
+                         weights=weights)
         _save_outcome(output, cell, m, outcome, rows)
     except Exception as err:  # one failing measurement must not cost the others their results
         _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress)
