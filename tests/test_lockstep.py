@@ -103,3 +103,10 @@ def test_rows_beyond_the_workspace_budget_run_in_groups_with_the_same_results(mo
     assert max(len(rows) for rows in grouped[3]) == 3
     for a, b in zip(whole[:3], grouped[:3], strict=True):
         assert np.array_equal(a, b)
+
+
+def test_infinite_or_crossed_bounds_are_refused() -> None:
+    one, x0, lower, upper = _problem(2)
+    for lo, hi in ((lower, upper + np.inf), (upper, lower)):
+        with pytest.raises(ValueError, match="finite bounds with lower <= upper"):
+            _lockstep(one, x0, lo, hi, history=3, factr=10.0, pgtol=1e-8)

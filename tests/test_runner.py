@@ -368,7 +368,7 @@ def test_a_checkpoint_replaced_under_the_same_configuration_is_measured_again(tm
     rows = read_rows(suite.output)
     (checkpoint,) = Path(suite.cache_dir).glob("*/checkpoint.safetensors")
     model = load_model(checkpoint)
-    assert {s["weights"] for s in rows.settings} == {weights_digest(model)}
+    assert {s["model_weights_digest"] for s in rows.settings} == {weights_digest(model)}
     assert len(run_suite(suite, progress=_silent()).skipped) == len(first.finished)  # same weights: nothing redone
 
     # Other weights under the same file and metadata (as a retraining would leave them).
@@ -381,7 +381,7 @@ def test_a_checkpoint_replaced_under_the_same_configuration_is_measured_again(tm
     again = run_suite(suite, progress=_silent())
     assert len(again.finished) == len(first.finished) and not again.skipped
     new_rows = read_rows(suite.output)
-    assert {s["weights"] for s in new_rows.settings} == {weights_digest(model)}
+    assert {s["model_weights_digest"] for s in new_rows.settings} == {weights_digest(model)}
     recon = lambda r: float(r[r.metric == "test_recon_mse"].value.iloc[0])  # noqa: E731
     assert recon(new_rows) != recon(rows)
 

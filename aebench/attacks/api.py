@@ -34,8 +34,8 @@ from aebench.utils import eval_mode
 
 #: The optimizer used when a call or suite names none. Measured with benchmarks/attack_throughput.py (FC gmm_dae on
 #: Fashion-MNIST, 1000 pairs, λ ∈ {1, 3}, both attacks): pgd with its defaults is 29–67× faster than the authors'
-#: per-image L-BFGS-B loop and reaches an equal (latent, within 0.03%) or better (max damage, 0.6–1.3%) mean objective;
-#: batched lbfgs is 25–50× faster with objectives within ±0.4%. Name ``lbfgs`` to reproduce the paper's optimizer.
+#: per-image L-BFGS-B loop and reaches an equal (latent, within 0.03%) or better (max damage, 0.6–1.3%) mean objective.
+#: Name ``lbfgs`` to reproduce the paper's optimizer (scipy's L-BFGS-B per image; ``results/attack_throughput``).
 DEFAULT_OPTIMIZER = "pgd"
 #: The paper's budgets λ (L2 over all pixels, [0, 1] units).
 DEFAULT_BUDGETS: tuple[float, ...] = (1.0, 3.0, 5.0)

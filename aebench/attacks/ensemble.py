@@ -72,7 +72,7 @@ def ensemble(
         members: Registered optimizers, run in order, each once with its defaults (``apgd`` with one start).
         apgd_restarts: APGD starts at most per image: one as a member, the rest on images still unsettled.
         agreement: Relative tolerance under which two searches count as having found the same value.
-        refine: Finish with the L-BFGS-B refinement from every row's best point (step 4).
+        refine: Finish with the torch L-BFGS refinement from every row's best point (step 4).
 
     Returns:
         The best perturbation per row, with each member's objective per row in ``members`` (an APGD value is the
@@ -119,7 +119,7 @@ def ensemble(
 
 def _refine(problem: AttackProblem, best_f: Tensor, best_delta: Tensor, found: Tensor,
             capped_ends: dict[str, tuple[Tensor, Tensor]], agreement: float, total: int) -> None:
-    """Step 4: L-BFGS-B with a high cap from every row's best point, and onward from where a member's cap stopped it.
+    """Step 4: the torch L-BFGS with a high cap from each row's best point, and on from where a member's cap stopped it.
 
     Continuing a capped L-BFGS-B run matters when another member's point is best: refining only that point would
     polish its basin and miss the deeper one the capped run was still descending into.

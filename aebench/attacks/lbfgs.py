@@ -18,7 +18,7 @@ Three implementations, all attacking the whole batch at once:
   not robust on some images (``benchmarks/attack_throughput.py --loop-replica``). Its cost is the batched network
   evaluations plus scipy's own work per row, which dominates at m = 100 (77% of the time, maximum damage λ = 1 on
   1,000 images of the 100-epoch GMM-DAE, one thread).
-- ``backend="torch"``: a batched projected L-BFGS written in torch, about twice as fast. Every row keeps its own
+- ``backend="torch"``: a batched projected L-BFGS written in torch, 2–6× as fast. Every row keeps its own
   memory, curvature scaling, backtracking line search and stopping test, so each image follows its own path; rows
   that have converged leave the batch. Bounds are handled by projection onto the box and by freezing variables at a
   bound whose gradient points outward (the active set of a projected quasi-Newton method), instead of L-BFGS-B's
@@ -73,7 +73,8 @@ def lbfgs(
 
     Args:
         problem: The attack.
-        return_trace: Record the per-row objective after every iteration (scipy backend: after every evaluation).
+        return_trace: Record the per-row objective after every iteration (scipy backend: after every evaluation;
+            lockstep: each row's latest value after every batched evaluation, line-search trials included).
         max_iter: Iteration cap per row (None: 100 for ``torch`` and ``scipy``, which bounds the cost; the authors'
             scipy default 15000 for ``lockstep``).
         history: Memory m (None: the authors' value for the attack, 25 latent / 100 maximum damage).
@@ -263,7 +264,10 @@ def _lbfgs_lockstep(
     shape = tuple(problem.x.shape)
     x64 = problem.x.detach().double().cpu().flatten(1).numpy()
     trace: list[Tensor] = []
-    last = torch.full((shape[0],), float("nan"))  # each row's most recent value, for the trace
+    last = torch.empty(0)
+    if record:  # the trace starts at every row's start, so rows of groups that have not begun yet have a value
+        start = torch.clamp(v0, -problem.x, 1.0 - problem.x)
+        last = problem.value(rescale_to_ball(start, problem.budget)).detach().cpu()
 
     def evaluate(rows: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # As the authors' objective: the float64 point is cast to the model's dtype, values and gradients come back
@@ -276,12 +280,8 @@ def _lbfgs_lockstep(
             trace.append(last.clone())
         return f.double().cpu().numpy(), g.double().cpu().flatten(1).numpy()
 
-    rounds = 0
-
-    def on_round(live: int) -> None:
-        nonlocal rounds
-        rounds += 1
-        problem.report(min(rounds, max_iter), max_iter)
+    def on_round(finished: int) -> None:
+        problem.report(finished, shape[0])  # progress as the share of rows finished
 
     v, iterations, capped = lockstep.run_rows(
         evaluate, v0.detach().double().cpu().flatten(1).numpy(), -x64, 1.0 - x64, history=m, factr=ftol / _EPS64,

@@ -74,15 +74,15 @@ def run_rows(
     Args:
         evaluate: Batched objective and gradient (see :data:`Evaluate`).
         x0: Starts (R, n).
-        lower: Lower bounds (R, n).
-        upper: Upper bounds (R, n), ≥ ``lower``.
+        lower: Lower bounds (R, n), finite (every variable is boxed, as in the attacks).
+        upper: Upper bounds (R, n), finite and ≥ ``lower``.
         history: Memory m (scipy's ``m`` / ``maxcor``).
         factr: Relative-decrease tolerance in multiples of the float64 epsilon (scipy's ``factr``).
         pgtol: Projected-gradient tolerance (scipy's ``pgtol``).
         max_iter: Iterations per row (scipy's ``maxiter``).
         max_fun: Evaluations per row (scipy's ``maxfun``).
         max_ls: Line-search evaluations per iteration (scipy's ``maxls``).
-        on_round: Called with the number of live rows after each batched evaluation (progress).
+        on_round: Called with the number of rows finished so far (of R) after each batched evaluation (progress).
 
     Returns:
         (final points (R, n), iterations per row (R,), True where a cap stopped the row (R,)).
@@ -100,8 +100,9 @@ def run_rows(
         def evaluate_group(local: np.ndarray, points: np.ndarray, rows: np.ndarray = rows):
             return evaluate(rows[local], points)
 
+        progress = None if on_round is None else (lambda done, start=start: on_round(start + done))
         parts.append(_run_group(evaluate_group, x0[rows], lower[rows], upper[rows], history, factr, pgtol, max_iter,
-                                max_fun, max_ls, on_round))
+                                max_fun, max_ls, progress))
     return tuple(np.concatenate(column) for column in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
@@ -109,9 +110,8 @@ def _run_group(evaluate: Evaluate, x0: np.ndarray, lower: np.ndarray, upper: np.
                pgtol: float, max_iter: int, max_fun: int, max_ls: int,
                on_round: Callable[[int], None] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows_n, n = x0.shape
-    # fmin_l_bfgs_b passes factr to _minimize_lbfgsb as ftol = factr · eps, which turns it back into factr.
-    eps = np.finfo(float).eps
-    factr = (factr * eps) / eps
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)) and np.all(lower <= upper)):
+        raise ValueError("lockstep L-BFGS-B needs finite bounds with lower <= upper on every variable.")
     x = np.ascontiguousarray(np.clip(x0, lower, upper), dtype=np.float64)
     lower = np.ascontiguousarray(lower, dtype=np.float64)
     upper = np.ascontiguousarray(upper, dtype=np.float64)
@@ -161,7 +161,7 @@ def _run_group(evaluate: Evaluate, x0: np.ndarray, lower: np.ndarray, upper: np.
             evaluated_at[live] = x[live]
             nfev[live] += 1
             if on_round is not None:
-                on_round(int(live.size))
+                on_round(rows_n - int(live.size))
     capped = (task[:, 0] == _STOP) & np.isin(task[:, 1], (_STOP_MAXFUN, _STOP_MAXITER))
     return x, iterations, capped
 

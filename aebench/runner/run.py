@@ -193,7 +193,8 @@ def _append_training_time(run_dir: Path, entry: dict[str, Any]) -> None:
 def make_rows(suite: Suite, cell: CellPlan, m: Measurement, outcome: Outcome, *, run_id: str, choice: ModelChoice,
               device: str, wall_time: float, reused_stale: bool = False, weights: str | None = None) -> list[Row]:
     """The tidy rows of one measurement (the one place rows are built); ``weights``: the model's weights digest."""
-    settings = {**choice.settings, "measurement": m.settings, "reused_stale_model": choice.stale, "weights": weights}
+    settings = {**choice.settings, "measurement": m.settings, "reused_stale_model": choice.stale,
+                "model_weights_digest": weights}
     common = dict(suite=suite.name, version=suite.version, run_id=run_id, dataset=cell.dataset, model=cell.label,
                   seed=cell.seed, measurement=m.name, wall_time=wall_time, device=device,
                   measurement_key=m.key(choice.key), settings_key=m.settings_key(choice.settings_key),
@@ -224,7 +225,7 @@ def measurement_state(output: Path, cell: CellPlan, m: Measurement, choice: Mode
 def _recorded_weights(output: Path, cell: CellPlan, m: Measurement) -> str | None:
     """The weights digest a finished measurement's rows record (None: rows written before digests were recorded)."""
     try:
-        return read_measurement(rows_path(output, cell.cell_id, m.name))[0].settings.get("weights")
+        return read_measurement(rows_path(output, cell.cell_id, m.name))[0].settings.get("model_weights_digest")
     except (ResultsError, OSError, IndexError):
         return None
 
@@ -276,9 +277,12 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
             summary.reused_stale.append(name)
         else:
             finished.append(m)
-    if not pending and choice.checkpoint is None:
-        # Nothing to compute and no weights at hand to compare with (a fresh clone of committed results): the
-        # finished rows stand.
+    recorded = {m.name: _recorded_weights(output, cell, m) for m in finished}
+    # With nothing to compute, the model is loaded only to compare its weights with digests the rows record: not
+    # without a cached checkpoint (a fresh clone of committed results), not for a loaded checkpoint (its SHA-256 is
+    # in the key already), not when no row records a digest.
+    if not pending and (choice.checkpoint is None or cell.source.training is None
+                        or all(v is None for v in recorded.values())):
         summary.skipped.extend(f"{cell.cell_id}/{m.name}" for m in finished)
         return
     try:
@@ -288,6 +292,9 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
         with file_lock(lock, wait=True):
             model, checkpoint = obtain_model(cell, choice, suite, device, progress)
     except Exception as err:  # a model that cannot be built fails its measurements, never the other cells
+        summary.skipped.extend(f"{cell.cell_id}/{m.name}" for m in finished)
+        if not pending:
+            progress.print(f"{cell.cell_id}: model: {type(err).__name__}: {err}")
         for m in pending:
             _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress, "model: ")
         return
@@ -295,10 +302,9 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
     # A measurement finished with other weights than these (a checkpoint retrained or replaced under the same
     # configuration, e.g. with another thread count) is computed again: a cell never mixes two models.
     for m in finished:
-        recorded = _recorded_weights(output, cell, m)
-        if recorded is not None and recorded != weights:
-            progress.print(f"{cell.cell_id} {m.name}: computed with weights {recorded}, but the model now has weights "
-                           f"{weights}; it is computed again")
+        if recorded[m.name] is not None and recorded[m.name] != weights:
+            progress.print(f"{cell.cell_id} {m.name}: computed with weights {recorded[m.name]}, but the model now has "
+                           f"weights {weights}; it is computed again")
             pending.append(m)
         else:
             summary.skipped.append(f"{cell.cell_id}/{m.name}")
