@@ -55,7 +55,8 @@ def unfinished(cells: list[CellPlan], suite: Suite, reuse_stale: bool = False) -
     todo = []
     for cell in cells:
         choice = choose_model(cell, suite.cache_dir, reuse_stale)
-        if any(measurement_state(output, cell, m, choice, reuse_stale, SILENT) == "todo" for m in cell.measurements):
+        states = (measurement_state(output, cell, m, choice, reuse_stale, SILENT) for m in cell.measurements)
+        if any(state.status == "todo" for state in states):
             todo.append(cell)
     return todo
 

@@ -15,7 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -204,30 +204,30 @@ def make_rows(suite: Suite, cell: CellPlan, m: Measurement, outcome: Outcome, *,
             for v in outcome.values for trial, value in enumerate(v.values)]
 
 
+class MeasurementState(NamedTuple):
+    """Where one measurement stands in an output folder, from a single read of its rows file."""
+
+    status: str  # "done", "stale" (finished by other code, reusable on request) or "todo"
+    weights: str | None = None  # the weights digest its rows record (None: none recorded, or nothing finished)
+
+
 def measurement_state(output: Path, cell: CellPlan, m: Measurement, choice: ModelChoice, reuse_stale: bool,
-           progress: ProgressLog) -> str:
-    """``"done"``, ``"stale"`` (finished by other code, reusable on request) or ``"todo"``."""
+                      progress: ProgressLog) -> MeasurementState:
+    """Whether ``m`` is finished for ``choice``, and with which weights (rows written before 2026-12-02: unknown)."""
     path = rows_path(output, cell.cell_id, m.name)
     if not path.exists():
-        return "todo"
+        return MeasurementState("todo")
     try:
         rows = read_measurement(path)
     except ResultsError as err:
         progress.print(f"{err} It is computed again.")
-        return "todo"
+        return MeasurementState("todo")
+    weights = rows[0].settings.get("model_weights_digest")
     if rows[0].measurement_key == m.key(choice.key):
-        return "done"
+        return MeasurementState("done", weights)
     if reuse_stale and rows[0].settings_key == m.settings_key(choice.settings_key):
-        return "stale"
-    return "todo"
-
-
-def _recorded_weights(output: Path, cell: CellPlan, m: Measurement) -> str | None:
-    """The weights digest a finished measurement's rows record (None: rows written before digests were recorded)."""
-    try:
-        return read_measurement(rows_path(output, cell.cell_id, m.name))[0].settings.get("model_weights_digest")
-    except (ResultsError, OSError, IndexError):
-        return None
+        return MeasurementState("stale", weights)
+    return MeasurementState("todo")
 
 
 def _mark_stale(path: Path) -> None:
@@ -267,17 +267,18 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
     output = Path(suite.output)
     choice = choose_model(cell, suite.cache_dir, reuse_stale)
     pending, finished = [], []
+    recorded: dict[str, str | None] = {}  # finished measurement → the weights digest its rows record
     for m in cell.measurements:
         name = f"{cell.cell_id}/{m.name}"
         state = measurement_state(output, cell, m, choice, reuse_stale, progress)
-        if state == "todo":
+        if state.status == "todo":
             pending.append(m)
-        elif state == "stale":
+        elif state.status == "stale":
             _mark_stale(rows_path(output, cell.cell_id, m.name))
             summary.reused_stale.append(name)
         else:
             finished.append(m)
-    recorded = {m.name: _recorded_weights(output, cell, m) for m in finished}
+            recorded[m.name] = state.weights
     # With nothing to compute, the model is loaded only to compare its weights with digests the rows record: not
     # without a cached checkpoint (a fresh clone of committed results), not for a loaded checkpoint (its SHA-256 is
     # in the key already), not when no row records a digest.
@@ -323,8 +324,8 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
             if not mine:  # another process is computing it right now; it will write the rows
                 summary.elsewhere.append(f"{cell.cell_id}/{m.name}")
                 continue
-            if (measurement_state(output, cell, m, choice, reuse_stale, progress) == "done"
-                    and _recorded_weights(output, cell, m) in (None, weights)):  # finished while we waited
+            state = measurement_state(output, cell, m, choice, reuse_stale, progress)
+            if state.status == "done" and state.weights in (None, weights):  # finished while we waited
                 summary.skipped.append(f"{cell.cell_id}/{m.name}")
                 continue
             _measure(suite, cell, m, context, choice, run_id, device, summary, progress, weights)
