@@ -336,6 +336,7 @@ def test_the_audit_shows_the_paper_attack_beside_the_worst_case(tmp_path, shared
                        {"name": "max_damage", "optimizer": "ensemble", "budgets": [1],
                         "options": {"apgd_restarts": 1}},
                        {"name": "max_damage", "optimizer": "pgd", "budgets": [1], "options": {"steps": 3}},
+                       {"name": "max_damage", "optimizer": "lbfgs", "budgets": [1], "options": {"max_iter": 5}},
                        {"name": "max_damage_msssim", "optimizer": "pgd", "budgets": [1], "options": {"steps": 3}}])
     assert not run_suite(suite, progress=_silent()).failed
     rows = read_rows(suite.output)
@@ -351,6 +352,13 @@ def test_the_audit_shows_the_paper_attack_beside_the_worst_case(tmp_path, shared
     audit = (Path(suite.output) / "report/audit_max_damage_fashion_mnist_mini.md").read_text()
     assert "paper attack" in audit and "worst case" in audit and "Order flags" in audit
     assert "active units" in audit and "recon. MSE" in audit  # the collapse indicator beside the audit
+    assert "Attacks that reached the worst case" in audit
+    # The audit's worst case folds in every max-damage attack of the suite: never weaker than any of them.
+    summary = pd.read_csv(Path(suite.output) / "report/summary.csv")
+    loss = summary[(summary.metric == "attack_loss") & (summary.attack == "max_damage")].set_index("optimizer")
+    assert loss.loc["worst", "mean"] <= loss.drop(index="worst")["mean"].min() + 1e-9
+    paper = summary[(summary.optimizer == "worst") & (summary.metric == "attack_loss_lbfgs")]["mean"].iloc[0]
+    assert abs(paper - loss.loc["lbfgs", "mean"]) < 1e-9  # the paper attack column is the lbfgs measurement
 
 
 def test_a_checkpoint_replaced_under_the_same_configuration_is_measured_again(tmp_path):

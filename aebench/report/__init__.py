@@ -38,7 +38,16 @@ from aebench.report.tables import (
     to_latex,
     to_markdown,
 )
-from aebench.report.trust import audit_layout, bootstrap_difference, order_flags, perceptual_layout
+from aebench.report.trust import (
+    REACHED,
+    WORST,
+    WorstCase,
+    audit_layout,
+    bootstrap_difference,
+    order_flags,
+    perceptual_layout,
+    worst_case,
+)
 from aebench.results import CELLS_DIR, error_path, read_error, read_rows
 
 __all__ = ["TABLE1", "TABLE2", "Column", "Layout", "ReportResult", "TableData", "build_table", "load_paper_results",
@@ -102,8 +111,19 @@ def _per_image(run_dir: Path, dataset: str, model: str, measurement: str, metric
     return np.concatenate(parts) if parts else None
 
 
-def intervals(table: TableData, run_dir: Path, dataset: str | None, optimizer: str) -> list[str]:
-    """For each bold value: its difference to the runner-up with a 95% bootstrap interval over images."""
+def intervals(table: TableData, run_dir: Path, dataset: str | None, optimizer: str,
+              computed: dict[tuple[str, str, str], dict[str, np.ndarray]] | None = None) -> list[str]:
+    """For each bold value: its difference to the runner-up with a 95% bootstrap interval over images.
+
+    ``computed`` holds per-image values that no measurement stored (the worst case), by (dataset, model, name).
+    """
+    computed = computed or {}
+
+    def values(where: str, model: str, name: str, metric: str) -> np.ndarray | None:
+        if (where, model, name) in computed:
+            return computed[(where, model, name)].get(metric)
+        return _per_image(run_dir, where, model, name, metric)
+
     lines = []
     for index, (column, budget) in enumerate(table.subcolumns):
         best = table.best(index)
@@ -116,7 +136,7 @@ def intervals(table: TableData, run_dir: Path, dataset: str | None, optimizer: s
         # The runner-up is the model nearest to the best (every other is at least as far behind it).
         runner = min(others, key=lambda m: abs(table.values[(m, index)][0] - table.values[(best, index)][0]))
         name = measurement_of(column, optimizer, budget)
-        a, b = (_per_image(run_dir, where, m, name, column.metric) for m in (best, runner))
+        a, b = (values(where, m, name, column.metric) for m in (best, runner))
         if a is None or b is None or a.shape != b.shape:
             continue
         mean, low, high = bootstrap_difference(a, b)
@@ -142,32 +162,47 @@ def _write_table(table: TableData, stem: Path, notes: list[str] | None = None) -
     return [stem.with_suffix(".tex"), stem.with_suffix(".md")]
 
 
-def _notes(table: TableData, run_dir: Path, dataset: str | None, optimizer: str) -> list[str]:
-    found = intervals(table, run_dir, dataset, optimizer)
+def _notes(table: TableData, run_dir: Path, dataset: str | None, optimizer: str,
+           computed: dict[tuple[str, str, str], dict[str, np.ndarray]] | None = None) -> list[str]:
+    found = intervals(table, run_dir, dataset, optimizer, computed)
     return (["Best against the runner-up, 95% bootstrap interval over the attacked images:", *found]
             if found else [])
 
 
-def _write_audit(summary: pd.DataFrame, run_dir: Path, out: Path, datasets: list[str],
+def _write_audit(worst: WorstCase, summary: pd.DataFrame, run_dir: Path, out: Path, datasets: list[str],
                  order: list[str]) -> list[Path]:
     """The attack audit: per dataset and attack kind, the paper's attack beside the worst case, and the order flags."""
     written = []
-    flags = order_flags(summary)
+    audit = pd.concat([summary, summarise(worst.rows)]) if len(worst.rows) else summary
+    flags = order_flags(audit)
     for dataset in datasets:
         for attack in ("latent", "max_damage"):
-            table = build_table(summary, audit_layout(attack), "ensemble", dataset, None, order)
+            table = build_table(audit, audit_layout(attack), WORST, dataset, None, order)
             if not table.subcolumns:
                 continue
             mine = [f.text() for f in flags if f.dataset == dataset and f.attack == attack]
             notes = ["Order flags (the paper's attack and the worst case order these models differently):",
                      *[f"- {line}" for line in mine]] if mine else ["Order flags: none."]
+            notes += _found_by(worst, dataset, attack)
             written += _write_table(table, out / f"audit_{attack}_{dataset}",
-                                    notes + _notes(table, run_dir, dataset, "ensemble"))
+                                    notes + _notes(table, run_dir, dataset, WORST, worst.per_image))
             for optimizer in dict.fromkeys(summary[summary.attack == f"{attack}_msssim"].optimizer):
                 table = build_table(summary, perceptual_layout(attack), optimizer, dataset, None, order)
                 written += _write_table(table, out / f"perceptual_{attack}_{dataset}_{optimizer}",
                                         _notes(table, run_dir, dataset, optimizer))
     return written
+
+
+def _found_by(worst: WorstCase, dataset: str, attack: str) -> list[str]:
+    """Which attack reached the worst case on how many images, per budget."""
+    lines = []
+    for (where, kind, budget), counts in worst.found_by.items():
+        if where == dataset and kind == attack:
+            total = counts["images"]
+            shares = ", ".join(f"{name} {n}" for name, n in counts.items() if name != "images")
+            lines.append(f"- λ={budget:g}: {shares} of {total} attacked images (all models)")
+    return ([f"Attacks that reached the worst case (within {REACHED:.1%}), on how many images:", *lines]
+            if lines else [])
 
 
 def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> ReportResult:
@@ -193,8 +228,11 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
     result.missing = sorted("/".join(k) for k, v in status.items() if v == MISSING)
     paper = load_paper_results(meta.get("paper_results"))
     summary = summarise(rows)
+    worst = worst_case(rows, run_dir) if len(rows) else WorstCase(pd.DataFrame())
     out.mkdir(parents=True, exist_ok=True)
-    summary.to_csv(out / "summary.csv", index=False)
+    # summary.csv carries the worst-case rows too (optimizer "worst"); the tables below keep them to the audit.
+    (pd.concat([summary, summarise(worst.rows)]) if len(worst.rows) else summary).to_csv(out / "summary.csv",
+                                                                                         index=False)
     merged_results(rows).to_csv(out / "results.csv", index=False)
     record = run_dir / "run.json"
     models = json.loads(record.read_text()).get("models", {}) if record.is_file() else {}
@@ -207,7 +245,7 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
     budget = float((meta.get("downstream") or {}).get("budget", 1.0))
     for name in meta.get("tables") or ["table1"]:
         if name == "audit":
-            result.written += _write_audit(summary, run_dir, out, datasets, order)
+            result.written += _write_audit(worst, summary, run_dir, out, datasets, order)
             continue
         for optimizer in optimizers:
             reported = None if optimizer == "noise" else paper  # the paper's numbers are for real attacks

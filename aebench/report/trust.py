@@ -1,8 +1,13 @@
 """How much to trust a number: the attack audit's gap, order flags, and bootstrap intervals for the best values.
 
-- **Attack gap.** The ensemble (:mod:`aebench.attacks.ensemble`) records each member's attack loss; the gap of the
-  paper's attack (its ``lbfgs`` member) is its loss minus the worst case found, per image: 0 when the paper's
-  attack found the worst case, large when a model only looks robust because the attack was weak on it.
+- **Worst case.** Per attacked image, the strongest result of every attack of one kind (latent or maximum damage)
+  that the suite ran on the same images at the same budget: the paper's ``lbfgs``, the ensemble
+  (:mod:`aebench.attacks.ensemble`), ``pgd``, ... The images and targets of a cell depend only on the number of images
+  and trials, so these measurements attacked the same (trial, image) pairs. Each metric of the worst case is the
+  value of the attack that reached the lowest attack objective on that image (its MS-SSIM belongs to that
+  perturbation), so the worst case is never weaker than any attack of the suite on any image.
+- **Attack gap.** The paper's attack (the suite's ``lbfgs`` measurement) minus the worst case, per image: 0 when the
+  paper's attack found the worst case, large when a model only looks robust because the attack was weak on it.
 - **Order flags.** Two models whose order under the paper's attack differs from their order under the worst case.
 - **Bootstrap intervals.** For a value a table marks as best, the 95% interval of its difference to the runner-up,
   resampling the (trial, image) pairs both models were attacked on (the same images: the pairs are matched),
@@ -13,19 +18,30 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from aebench.report.tables import ATTACK_TITLES, COLLAPSE_COLUMNS, Column, Layout
+from aebench.results import CELLS_DIR
 
 PAPER_MEMBER = "lbfgs"
+"""The optimizer of the paper's attack (scipy's L-BFGS-B with the authors' settings)."""
+WORST = "worst"
+"""The optimizer name of the worst-case rows, which no single attack produced."""
+OBJECTIVE = "attack_loss"
+REACHED = 1e-3
+"""An attack reached the worst case on an image when its objective is within this fraction (plus 1e-6) of it."""
 BOOTSTRAP_SAMPLES = 2000
 
 
 def audit_layout(attack: str, reference: str = PAPER_MEMBER) -> Layout:
-    """The audit table of one attack kind: the paper's attack, the worst case, the gap, and the worst-case MS-SSIM."""
+    """The audit table of one attack kind: the paper's attack, the worst case, the gap, and the worst-case MS-SSIM.
+
+    Its rows are those of :func:`worst_case` (optimizer :data:`WORST`).
+    """
     title = ATTACK_TITLES.get(attack, attack)
     msssim = "msssim_paper_target_adv_recon" if attack == "latent" else "msssim_paper_recon_adv_recon"
     return Layout(f"audit_{attack}", f"Attack audit: {title.lower()}, the paper's attack against the worst case", (
@@ -69,7 +85,7 @@ class OrderFlag:
                 "worst case (the order flips)")
 
 
-def order_flags(summary: pd.DataFrame, optimizer: str = "ensemble",
+def order_flags(summary: pd.DataFrame, optimizer: str = WORST,
                 reference: str = PAPER_MEMBER) -> list[OrderFlag]:
     """Every pair of models whose order differs between the paper's attack and the worst case."""
     part = summary[summary.optimizer == optimizer]
@@ -92,3 +108,82 @@ def bootstrap_difference(a: np.ndarray, b: np.ndarray, samples: int = BOOTSTRAP_
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, diff.size, (samples, diff.size))].mean(axis=1)
     return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+@dataclass
+class WorstCase:
+    """The worst case of every (dataset, model, attack kind, budget) that more than one attack measured.
+
+    Attributes:
+        rows: Per-trial rows, shaped as the run's rows (optimizer :data:`WORST`): every metric of the worst case, the
+            paper attack's ``attack_loss_lbfgs``, the gap ``attack_gap_lbfgs`` (per trial, the mean over images) and
+            ``attack_gap_max_lbfgs`` (the largest over all images, one value).
+        per_image: ``(dataset, model, measurement name) → metric → values``, all seeds joined, for the bootstrap.
+        found_by: ``(dataset, attack, budget) → optimizer → images`` on which that attack reached the worst case
+            (within :data:`REACHED`), and ``"images"``: how many were attacked (all models).
+    """
+
+    rows: pd.DataFrame
+    per_image: dict[tuple[str, str, str], dict[str, np.ndarray]] = field(default_factory=dict)
+    found_by: dict[tuple[str, str, float], dict[str, int]] = field(default_factory=dict)
+
+
+def _load_values(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path) as store:
+            return {name: np.asarray(store[name], dtype=np.float64) for name in store.files}
+    except (OSError, ValueError):
+        return None
+
+
+def worst_case(rows: pd.DataFrame, run_dir: Path, paper: str = PAPER_MEMBER,
+               kinds: tuple[str, ...] = tuple(ATTACK_TITLES)) -> WorstCase:
+    """Per image, the strongest result among a cell's attacks of one kind and budget (module docstring).
+
+    Only attacks whose per-image values are stored, hold the objective and cover the same (trial, image) pairs
+    take part; the noise baseline does not (it is not an attack).
+    """
+    out: list[dict[str, object]] = []
+    per_image: dict[tuple[str, str, str], dict[str, list[np.ndarray]]] = {}
+    found_by: dict[tuple[str, str, float], dict[str, int]] = {}
+    attacks = rows[rows.attack.isin(kinds) & (rows.optimizer != "noise")]
+    for (dataset, model, seed, attack, budget), group in attacks.groupby(
+            ["dataset", "model", "seed", "attack", "budget"], sort=False):
+        higher = group.drop_duplicates("metric").set_index("metric")["higher_is_better"].to_dict()
+        stores = {}
+        for measurement, optimizer in dict.fromkeys(zip(group.measurement, group.optimizer, strict=True)):
+            path = run_dir / CELLS_DIR / f"{dataset}__{model}__s{seed}" / f"{measurement}.values.npz"
+            values = _load_values(path)
+            if values is not None and OBJECTIVE in values:
+                stores[optimizer] = values
+        shapes = {v[OBJECTIVE].shape for v in stores.values()}
+        if len(shapes) != 1 or len(stores) < 2:
+            continue
+        names = list(stores)
+        metrics = [m for m in stores[names[0]] if all(m in v for v in stores.values())]
+        objective = np.stack([stores[n][OBJECTIVE] for n in names])  # (attacks, trials, images)
+        pick = objective.argmin(axis=0)  # the attacker minimises the objective
+        worst = {m: np.take_along_axis(np.stack([stores[n][m] for n in names]), pick[None], 0)[0] for m in metrics}
+        counts = found_by.setdefault((dataset, attack, float(budget)), {"images": 0})
+        counts["images"] += objective[0].size
+        reached = objective <= worst[OBJECTIVE] + REACHED * np.abs(worst[OBJECTIVE]) + 1e-6
+        for name, hits in zip(names, reached, strict=True):
+            counts[name] = counts.get(name, 0) + int(hits.sum())
+        per_trial = {m: worst[m].mean(axis=1) for m in metrics}
+        extra: dict[str, np.ndarray] = {}
+        if paper in stores:
+            gap = stores[paper][OBJECTIVE] - worst[OBJECTIVE]
+            per_trial[f"{OBJECTIVE}_{paper}"] = stores[paper][OBJECTIVE].mean(axis=1)
+            per_trial[f"attack_gap_{paper}"] = gap.mean(axis=1)
+            extra[f"attack_gap_max_{paper}"] = np.array([gap.max()])
+            higher[f"{OBJECTIVE}_{paper}"] = higher[OBJECTIVE]
+        for metric, values in {**per_trial, **extra}.items():
+            better = bool(higher.get(metric, False)) if not metric.startswith("attack_gap") else False
+            out += [dict(dataset=dataset, model=model, seed=seed, attack=attack, optimizer=WORST, metric=metric,
+                         budget=float(budget), trial=trial, value=float(v), higher_is_better=better)
+                    for trial, v in enumerate(values.tolist())]
+        store = per_image.setdefault((dataset, model, f"attack-{attack}-{WORST}-{float(budget):g}"), {})
+        for metric in metrics:
+            store.setdefault(metric, []).append(worst[metric].reshape(-1))
+    joined = {key: {m: np.concatenate(parts) for m, parts in store.items()} for key, store in per_image.items()}
+    return WorstCase(pd.DataFrame(out), joined, found_by)
