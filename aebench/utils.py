@@ -12,6 +12,8 @@ import json
 import os
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,27 @@ def file_lock(path: str | Path, wait: bool) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+PARENT_POLL_SECONDS = 1.0
+"""How often a ``--jobs`` worker checks that the process that started it is still alive."""
+
+
+def exit_with_parent(poll: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """End this process soon after its parent ends, however the parent ended.
+
+    A worker of ``aebench run --jobs K`` whose parent is killed (``kill PID``, a closed terminal, an out-of-memory
+    kill) would otherwise run on unseen, holding its cores and its measurement locks. Its finished measurements are
+    already on disk; the one it was computing is computed again by the next run. The check is that the parent
+    process id changes, which it does when the orphan is adopted (POSIX); nothing Linux-specific is needed.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)  # no cleanup handlers: they could wait on work the dead parent was to collect
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread

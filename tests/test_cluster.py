@@ -115,3 +115,62 @@ def test_the_thread_count_honours_the_environment_and_splits_cores_between_worke
             utils.set_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+_ORPHAN_PARENT = """
+import concurrent.futures, multiprocessing, sys, time
+from pathlib import Path
+from aebench.utils import exit_with_parent
+
+def worker(pid_file, watch):
+    import os
+    if watch:
+        exit_with_parent(poll=0.1)
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(60)
+
+if __name__ == "__main__":
+    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(worker, sys.argv[1], sys.argv[2] == "1")
+    time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still has a pid until it is reaped; it runs nothing.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process adoption")
+@pytest.mark.parametrize("watch", [True, False])
+def test_a_jobs_worker_ends_when_its_parent_is_killed(tmp_path, watch):
+    """``aebench run --jobs K`` workers must not run on, unseen, after their parent is killed."""
+    import signal
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(_ORPHAN_PARENT)
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, str(script), str(pid_file), "1" if watch else "0"])
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker = int(pid_file.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + (5 if watch else 2)
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The unwatched worker is the control: it outlives its parent, so the check above can tell them apart.
+        assert _alive(worker) is not watch
+    finally:
+        parent.kill()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)

@@ -24,7 +24,7 @@ from aebench.runner.cost import ShardPlan, assign_shards
 from aebench.runner.plan import CellPlan, plan_suite
 from aebench.runner.run import choose_model, measurement_state, run_suite
 from aebench.suite import Suite, load_suite
-from aebench.utils import available_cores, set_threads
+from aebench.utils import available_cores, exit_with_parent, set_threads
 
 
 @dataclass
@@ -38,8 +38,13 @@ class LaunchResult:
 
 
 def run_task(suite_path: str, output: str, index: int, count: int, command_line: dict[str, Any],
-             reuse_stale: bool, threads: int | None) -> dict[str, Any]:
-    """One array task: shard ``index`` of ``count`` (what ``aebench run --shard index/count`` does, no report)."""
+             reuse_stale: bool, threads: int | None, watch_parent: bool = False) -> dict[str, Any]:
+    """One array task: shard ``index`` of ``count`` (what ``aebench run --shard index/count`` does, no report).
+
+    ``watch_parent`` (local worker processes): end when the process that started this one ends.
+    """
+    if watch_parent:
+        exit_with_parent()
     set_threads(threads)
     import dataclasses
 
@@ -142,6 +147,6 @@ def run_parallel(suite: Suite, jobs: int, *, command_line: dict[str, Any] | None
     threads = max(1, available_cores() // jobs)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no torch state is forked
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(run_task, suite.path, suite.output, i, jobs, command_line or {}, reuse_stale, threads)
-                   for i in range(jobs)]
+        futures = [pool.submit(run_task, suite.path, suite.output, i, jobs, command_line or {}, reuse_stale, threads,
+                               True) for i in range(jobs)]
         return [f.result() for f in futures]
