@@ -394,6 +394,33 @@ def test_a_checkpoint_replaced_under_the_same_configuration_is_measured_again(tm
     assert recon(new_rows) != recon(rows)
 
 
+def test_reuse_stale_keeps_old_codes_numbers_only_for_the_same_weights(tmp_path, monkeypatch):
+    """``--reuse-stale`` keeps rows of older code; rows of other weights than the model's are computed again."""
+    import torch
+
+    import aebench.runner.plan as plan
+    from aebench.checkpoint import load_model, read_metadata, save_checkpoint, weights_digest
+
+    suite = _suite(tmp_path, "stale-weights", models=[{"name": "gmm_dae"}])
+    first = run_suite(suite, progress=_silent())
+    monkeypatch.setattr(plan, "measurement_fingerprint", lambda kind: f"changed-{kind}")
+    kept = run_suite(suite, progress=_silent(), reuse_stale=True)
+    assert len(kept.reused_stale) == len(first.finished) and not kept.finished
+    (checkpoint,) = Path(suite.cache_dir).glob("*/checkpoint.safetensors")
+    model = load_model(checkpoint)
+    meta = read_metadata(checkpoint)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.01)
+    save_checkpoint(checkpoint, model, **{k: v for k, v in meta.items()
+                                          if k not in ("format", "model", "model_args", "versions", "git")})
+    again = run_suite(suite, progress=_silent(), reuse_stale=True)
+    assert len(again.finished) == len(first.finished) and not again.reused_stale
+    rows = read_rows(suite.output)
+    assert {s["model_weights_digest"] for s in rows.settings} == {weights_digest(model)}
+    assert not rows.reused_stale.any()
+
+
 def test_the_weights_digest_sees_values_not_file_headers():
     import torch
 

@@ -266,25 +266,30 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
     """Compute every unfinished measurement of one cell (see the module docstring)."""
     output = Path(suite.output)
     choice = choose_model(cell, suite.cache_dir, reuse_stale)
-    pending, finished = [], []
-    recorded: dict[str, str | None] = {}  # finished measurement → the weights digest its rows record
+    pending, finished, stale = [], [], []
+    recorded: dict[str, str | None] = {}  # finished or kept measurement → the weights digest its rows record
     for m in cell.measurements:
-        name = f"{cell.cell_id}/{m.name}"
         state = measurement_state(output, cell, m, choice, reuse_stale, progress)
         if state.status == "todo":
             pending.append(m)
-        elif state.status == "stale":
-            _mark_stale(rows_path(output, cell.cell_id, m.name))
-            summary.reused_stale.append(name)
         else:
-            finished.append(m)
+            (stale if state.status == "stale" else finished).append(m)
             recorded[m.name] = state.weights
+
+    def keep(kept: list[Measurement]) -> None:
+        for m in kept:
+            if m in stale:  # old code's rows, kept on request (--reuse-stale): they say so
+                _mark_stale(rows_path(output, cell.cell_id, m.name))
+                summary.reused_stale.append(f"{cell.cell_id}/{m.name}")
+            else:
+                summary.skipped.append(f"{cell.cell_id}/{m.name}")
+
     # With nothing to compute, the model is loaded only to compare its weights with digests the rows record: not
     # without a cached checkpoint (a fresh clone of committed results), not for a loaded checkpoint (its SHA-256 is
     # in the key already), not when no row records a digest.
     if not pending and (choice.checkpoint is None or cell.source.training is None
                         or all(v is None for v in recorded.values())):
-        summary.skipped.extend(f"{cell.cell_id}/{m.name}" for m in finished)
+        keep(finished + stale)
         return
     try:
         # Two processes on one suite (a job array, --jobs, a second run by hand) train a model once: the second
@@ -293,7 +298,7 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
         with file_lock(lock, wait=True):
             model, checkpoint = obtain_model(cell, choice, suite, device, progress)
     except Exception as err:  # a model that cannot be built fails its measurements, never the other cells
-        summary.skipped.extend(f"{cell.cell_id}/{m.name}" for m in finished)
+        keep(finished + stale)
         if not pending:
             progress.print(f"{cell.cell_id}: model: {type(err).__name__}: {err}")
         for m in pending:
@@ -301,14 +306,15 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
         return
     weights = weights_digest(model)
     # A measurement finished with other weights than these (a checkpoint retrained or replaced under the same
-    # configuration, e.g. with another thread count) is computed again: a cell never mixes two models.
-    for m in finished:
+    # configuration, e.g. with another thread count) is computed again: a cell never mixes two models. Rows kept
+    # by --reuse-stale too: that option keeps old code's numbers of this model, never numbers of another.
+    for m in finished + stale:
         if recorded[m.name] is not None and recorded[m.name] != weights:
             progress.print(f"{cell.cell_id} {m.name}: computed with weights {recorded[m.name]}, but the model now has "
                            f"weights {weights}; it is computed again")
             pending.append(m)
         else:
-            summary.skipped.append(f"{cell.cell_id}/{m.name}")
+            keep([m])
     if not pending:
         return
     if choice.stale:
