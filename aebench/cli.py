@@ -156,6 +156,8 @@ def run(
     batch_size: int | None = typer.Option(None, help=BATCH_HELP),
     lr: float | None = typer.Option(None, help=LR_HELP),
     threads: int | None = typer.Option(None, help=THREADS_HELP),
+    model: list[str] | None = typer.Option(None, "--model", help="Run only this model's cells (its label in the "
+                                           "suite; repeat for several). The report still shows the whole suite."),
 ) -> None:
     """Train or load every model of a suite, measure it, and write tidy rows, tables and figures.
 
@@ -180,12 +182,15 @@ def run(
     command_line = _command_line_training(epochs, batch_size, lr)
     _plan_or_fail(suite, command_line)  # every configuration problem before any compute
     if jobs != 1:
+        if model:
+            _fail("--model and --jobs cannot be combined yet; run the models one --model at a time.")
+            return
         _run_jobs(suite, jobs, command_line, reuse_stale, report)
         return
     try:
         summary = run_suite(suite, shard_pair, ProgressLog(err_console), reuse_stale=reuse_stale,
-                            command_line=command_line)
-    except RunError as err:
+                            command_line=command_line, models=model)
+    except (RunError, ValueError) as err:
         _fail(str(err))
         return
     console.print(f"run {summary.run_id}: measurements {len(summary.finished)} finished, {len(summary.skipped)} "

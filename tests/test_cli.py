@@ -90,3 +90,16 @@ def test_a_failing_fidelity_gate_costs_only_the_fidelity_measurements_of_a_nine_
 def test_bad_arguments_are_clear_errors(args, expected):
     result = _invoke(*args)
     assert result.exit_code == 2 and expected in result.output
+
+
+def test_run_with_an_unknown_model_label_names_it_and_computes_nothing(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump({
+        "name": "only", "version": 1, "datasets": ["fashion_mnist_mini"], "models": [{"name": "gmm_dae"}],
+        "training": {"epochs": 1}, "attacks": [{"name": "latent", "optimizer": "pgd", "budgets": [1]}],
+        "n_images": 2, "n_trials": 1, "output": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}))
+    result = _invoke("run", str(suite), "--model", "gmm", "--threads", "1")
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert "no model labelled 'gmm'" in text and "its models are gmm_dae" in text
+    assert not (tmp_path / "cache").exists()

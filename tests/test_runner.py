@@ -394,6 +394,20 @@ def test_a_checkpoint_replaced_under_the_same_configuration_is_measured_again(tm
     assert recon(new_rows) != recon(rows)
 
 
+def test_run_only_some_models_keeps_the_whole_suite_in_the_report(tmp_path, shared_cache):
+    suite = _suite(tmp_path, "only", shared_cache)
+    with pytest.raises(ValueError, match="'nope'.*gmm_dae, robust_a025"):
+        run_suite(suite, progress=_silent(), models=["nope"])
+    first = run_suite(suite, progress=_silent(), models=["robust_a025"])
+    assert first.finished and {name.split("/")[0] for name in first.finished} == {"fashion_mnist_mini__robust_a025__s0"}
+    report = render_report(suite.output)
+    assert any(m.startswith("fashion_mnist_mini/gmm_dae/") for m in report.missing)  # still planned, not dropped
+    assert not any("robust_a025" in m for m in report.missing)
+    rest = run_suite(suite, progress=_silent())
+    assert {name.split("/")[0] for name in rest.finished} == {"fashion_mnist_mini__gmm_dae__s0"}
+    assert len(rest.skipped) == len(first.finished)
+
+
 def test_reuse_stale_keeps_old_codes_numbers_only_for_the_same_weights(tmp_path, monkeypatch):
     """``--reuse-stale`` keeps rows of older code; rows of other weights than the model's are computed again."""
     import torch

@@ -13,6 +13,7 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -370,7 +371,8 @@ def plan_record(suite: Suite, cells: list[CellPlan], command_line: dict[str, Any
 
 
 def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), progress: ProgressLog | None = None, *,
-              reuse_stale: bool = False, command_line: dict[str, Any] | None = None) -> RunSummary:
+              reuse_stale: bool = False, command_line: dict[str, Any] | None = None,
+              models: Sequence[str] | None = None) -> RunSummary:
     """Run every unfinished measurement of ``suite`` (in this shard); never stop at a failed one.
 
     Args:
@@ -379,12 +381,20 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), progress: ProgressL
         progress: Where progress lines go (default: standard error).
         reuse_stale: Keep models and measurements computed by other code (recorded in their rows).
         command_line: Training settings given on the command line.
+        models: Run only the cells of these model labels (within the shard). The plan the report reads stays the
+            whole suite's, so the other models' finished work keeps its place in the tables.
 
     Raises:
         RunError: Before any compute, if an output folder cannot be written.
-        RecipeError, ValueError: Before any compute, if a model's configuration does not resolve.
+        RecipeError, ValueError: Before any compute, if a model's configuration does not resolve or ``models``
+            names a label the suite does not have.
     """
     progress = progress or ProgressLog()
+    labels = [m.label for m in suite.models]
+    unknown = [name for name in models or () if name not in labels]
+    if unknown:
+        raise ValueError(f"{suite.path}: no model labelled {', '.join(map(repr, unknown))} in suite {suite.name!r}; "
+                         f"its models are {', '.join(labels)}.")
     device = pick_device(suite.device)
     _check_outputs(suite)
     command_line = dict(command_line or {})
@@ -396,6 +406,8 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), progress: ProgressL
     write_run_record(output, record)
     index, count = shard
     mine = list(assign_shards(cells, count, suite.data_root).cells[index]) if count > 1 else cells
+    if models:
+        mine = [cell for cell in mine if cell.label in models]
     try:
         for number, cell in enumerate(mine, start=1):
             progress.print(f"cell {number}/{len(mine)}: {cell.cell_id}")
