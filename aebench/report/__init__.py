@@ -39,6 +39,7 @@ from aebench.report.tables import (
     to_markdown,
 )
 from aebench.report.trust import (
+    PAPER_MEMBER,
     REACHED,
     WORST,
     WorstCase,
@@ -184,6 +185,11 @@ def _write_audit(worst: WorstCase, summary: pd.DataFrame, run_dir: Path, out: Pa
             notes = ["Order flags (the paper's attack and the worst case order these models differently):",
                      *[f"- {line}" for line in mine]] if mine else ["Order flags: none."]
             notes += _found_by(worst, dataset, attack)
+            here = worst.rows[(worst.rows.dataset == dataset) & (worst.rows.attack == attack)]
+            if f"attack_loss_{PAPER_MEMBER}" not in set(here.metric):
+                notes.append(f"No `{PAPER_MEMBER}` measurement of this attack: add `{{name: {attack}, optimizer: "
+                             f"{PAPER_MEMBER}}}` to the suite's attacks to see the paper's attack beside the worst "
+                             "case.")
             written += _write_table(table, out / f"audit_{attack}_{dataset}",
                                     notes + _notes(table, run_dir, dataset, WORST, worst.per_image))
             for optimizer in dict.fromkeys(summary[summary.attack == f"{attack}_msssim"].optimizer):
