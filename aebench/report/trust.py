@@ -149,41 +149,48 @@ def worst_case(rows: pd.DataFrame, run_dir: Path, paper: str = PAPER_MEMBER,
     attacks = rows[rows.attack.isin(kinds) & (rows.optimizer != "noise")]
     for (dataset, model, seed, attack, budget), group in attacks.groupby(
             ["dataset", "model", "seed", "attack", "budget"], sort=False):
-        higher = group.drop_duplicates("metric").set_index("metric")["higher_is_better"].to_dict()
-        stores = {}
-        for measurement, optimizer in dict.fromkeys(zip(group.measurement, group.optimizer, strict=True)):
-            path = run_dir / CELLS_DIR / f"{dataset}__{model}__s{seed}" / f"{measurement}.values.npz"
-            values = _load_values(path)
-            if values is not None and OBJECTIVE in values:
-                stores[optimizer] = values
-        shapes = {v[OBJECTIVE].shape for v in stores.values()}
-        if len(shapes) != 1 or len(stores) < 2:
+        cell = run_dir / CELLS_DIR / f"{dataset}__{model}__s{seed}"
+        stores = _stored_attacks(cell, group)
+        if len(stores) < 2:
             continue
-        names = list(stores)
-        metrics = [m for m in stores[names[0]] if all(m in v for v in stores.values())]
-        objective = np.stack([stores[n][OBJECTIVE] for n in names])  # (attacks, trials, images)
-        pick = objective.argmin(axis=0)  # the attacker minimises the objective
-        worst = {m: np.take_along_axis(np.stack([stores[n][m] for n in names]), pick[None], 0)[0] for m in metrics}
+        worst, reached = _per_image_worst(stores)
         counts = found_by.setdefault((dataset, attack, float(budget)), {"images": 0})
-        counts["images"] += objective[0].size
-        reached = objective <= worst[OBJECTIVE] + REACHED * np.abs(worst[OBJECTIVE]) + 1e-6
-        for name, hits in zip(names, reached, strict=True):
-            counts[name] = counts.get(name, 0) + int(hits.sum())
-        per_trial = {m: worst[m].mean(axis=1) for m in metrics}
-        extra: dict[str, np.ndarray] = {}
+        counts["images"] += worst[OBJECTIVE].size
+        for name, hits in reached.items():
+            counts[name] = counts.get(name, 0) + hits
+        higher = group.drop_duplicates("metric").set_index("metric")["higher_is_better"].to_dict()
+        per_trial = {m: (v.mean(axis=1), bool(higher.get(m, False))) for m, v in worst.items()}
         if paper in stores:
             gap = stores[paper][OBJECTIVE] - worst[OBJECTIVE]
-            per_trial[f"{OBJECTIVE}_{paper}"] = stores[paper][OBJECTIVE].mean(axis=1)
-            per_trial[f"attack_gap_{paper}"] = gap.mean(axis=1)
-            extra[f"attack_gap_max_{paper}"] = np.array([gap.max()])
-            higher[f"{OBJECTIVE}_{paper}"] = higher[OBJECTIVE]
-        for metric, values in {**per_trial, **extra}.items():
-            better = bool(higher.get(metric, False)) if not metric.startswith("attack_gap") else False
-            out += [dict(dataset=dataset, model=model, seed=seed, attack=attack, optimizer=WORST, metric=metric,
-                         budget=float(budget), trial=trial, value=float(v), higher_is_better=better)
-                    for trial, v in enumerate(values.tolist())]
+            per_trial[f"{OBJECTIVE}_{paper}"] = (stores[paper][OBJECTIVE].mean(axis=1), bool(higher[OBJECTIVE]))
+            per_trial[f"attack_gap_{paper}"] = (gap.mean(axis=1), False)
+            per_trial[f"attack_gap_max_{paper}"] = (np.array([gap.max()]), False)
+        out += [dict(dataset=dataset, model=model, seed=seed, attack=attack, optimizer=WORST, metric=metric,
+                     budget=float(budget), trial=trial, value=float(v), higher_is_better=better)
+                for metric, (values, better) in per_trial.items() for trial, v in enumerate(values.tolist())]
         store = per_image.setdefault((dataset, model, f"attack-{attack}-{WORST}-{float(budget):g}"), {})
-        for metric in metrics:
-            store.setdefault(metric, []).append(worst[metric].reshape(-1))
+        for metric, values in worst.items():
+            store.setdefault(metric, []).append(values.reshape(-1))
     joined = {key: {m: np.concatenate(parts) for m, parts in store.items()} for key, store in per_image.items()}
     return WorstCase(pd.DataFrame(out), joined, found_by)
+
+
+def _stored_attacks(cell: Path, group: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """The group's stored attacks (optimizer → metric → trials × images), or none if their pairs differ."""
+    stores = {}
+    for measurement, optimizer in dict.fromkeys(zip(group.measurement, group.optimizer, strict=True)):
+        values = _load_values(cell / f"{measurement}.values.npz")
+        if values is not None and OBJECTIVE in values:
+            stores[optimizer] = values
+    return stores if len({v[OBJECTIVE].shape for v in stores.values()}) == 1 else {}
+
+
+def _per_image_worst(stores: dict[str, dict[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Per image, every shared metric of the attack with the lowest objective; per attack, images where it got there."""
+    names = list(stores)
+    metrics = [m for m in stores[names[0]] if all(m in v for v in stores.values())]
+    objective = np.stack([stores[n][OBJECTIVE] for n in names])  # (attacks, trials, images)
+    pick = objective.argmin(axis=0)[None]  # the attacker minimises the objective
+    worst = {m: np.take_along_axis(np.stack([stores[n][m] for n in names]), pick, 0)[0] for m in metrics}
+    reached = objective <= worst[OBJECTIVE] + REACHED * np.abs(worst[OBJECTIVE]) + 1e-6
+    return worst, {name: int(hits.sum()) for name, hits in zip(names, reached, strict=True)}
