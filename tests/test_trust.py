@@ -90,3 +90,17 @@ def test_worst_case_skips_attacks_on_other_images_and_cells_without_a_second_att
     assert worst_case(mismatched, tmp_path).rows.empty  # 10 vs 12 images: not the same pairs
     alone = _attack_run(tmp_path / "alone", {"pgd": {"attack_loss": a}})
     assert worst_case(alone, tmp_path / "alone").rows.empty
+
+
+def test_an_audit_without_a_worst_case_still_renders_its_collapse_columns(tmp_path):
+    """A suite with one attack per kind has no worst case; the audit keeps the clean columns and says what to add."""
+    from aebench.report import _write_audit
+    from aebench.report.trust import WorstCase
+
+    alone = worst_case(_attack_run(tmp_path, {"lbfgs": {"attack_loss": np.full((2, 5), -1.0)}}), tmp_path)
+    assert alone.rows.empty and list(alone.rows.columns) == list(WorstCase().rows.columns)
+    summary = pd.DataFrame([dict(dataset="d", model="m", attack="none", optimizer="none", metric="test_recon_mse",
+                                 budget=0.0, mean=0.1, std=0.0, n=1, higher_is_better=False)])
+    written = _write_audit(alone, summary, tmp_path, tmp_path, ["d"], [])
+    text = (tmp_path / "audit_latent_d.md").read_text()
+    assert tmp_path / "audit_latent_d.md" in written and "recon. MSE" in text and "No `lbfgs` measurement" in text

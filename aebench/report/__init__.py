@@ -234,7 +234,7 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
     result.missing = sorted("/".join(k) for k, v in status.items() if v == MISSING)
     paper = load_paper_results(meta.get("paper_results"))
     summary = summarise(rows)
-    worst = worst_case(rows, run_dir) if len(rows) else WorstCase(pd.DataFrame())
+    worst = worst_case(rows, run_dir) if len(rows) else WorstCase()
     out.mkdir(parents=True, exist_ok=True)
     # summary.csv carries the worst-case rows too (optimizer "worst"); the tables below keep them to the audit.
     (pd.concat([summary, summarise(worst.rows)]) if len(worst.rows) else summary).to_csv(out / "summary.csv",

@@ -35,6 +35,9 @@ OBJECTIVE = "attack_loss"
 REACHED = 1e-3
 """An attack reached the worst case on an image when its objective is within this fraction (plus 1e-6) of it."""
 BOOTSTRAP_SAMPLES = 2000
+ROW_COLUMNS = ("dataset", "model", "seed", "attack", "optimizer", "metric", "budget", "trial", "value",
+               "higher_is_better")
+"""The columns of the worst-case rows (a subset of a run's rows), present even when there are none."""
 
 
 def audit_layout(attack: str, reference: str = PAPER_MEMBER) -> Layout:
@@ -123,7 +126,7 @@ class WorstCase:
             (within :data:`REACHED`), and ``"images"``: how many were attacked (all models).
     """
 
-    rows: pd.DataFrame
+    rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ROW_COLUMNS)))
     per_image: dict[tuple[str, str, str], dict[str, np.ndarray]] = field(default_factory=dict)
     found_by: dict[tuple[str, str, float], dict[str, int]] = field(default_factory=dict)
 
@@ -172,7 +175,7 @@ def worst_case(rows: pd.DataFrame, run_dir: Path, paper: str = PAPER_MEMBER,
         for metric, values in worst.items():
             store.setdefault(metric, []).append(values.reshape(-1))
     joined = {key: {m: np.concatenate(parts) for m, parts in store.items()} for key, store in per_image.items()}
-    return WorstCase(pd.DataFrame(out), joined, found_by)
+    return WorstCase(pd.DataFrame(out, columns=list(ROW_COLUMNS)), joined, found_by)
 
 
 def _stored_attacks(cell: Path, group: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
