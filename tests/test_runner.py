@@ -361,15 +361,27 @@ def test_the_audit_shows_the_paper_attack_beside_the_worst_case(tmp_path, shared
     assert abs(paper - loss.loc["lbfgs", "mean"]) < 1e-9  # the paper attack column is the lbfgs measurement
 
 
+def _replace_weights(checkpoint: Path, model) -> None:
+    """Save other weights (``model``'s, scaled by 1.01) under the same file and metadata; ``model`` is changed too."""
+    import torch
+
+    from aebench.checkpoint import read_metadata, save_checkpoint
+
+    meta = read_metadata(checkpoint)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.01)
+    save_checkpoint(checkpoint, model, **{k: v for k, v in meta.items()
+                                          if k not in ("format", "model", "model_args", "versions", "git")})
+
+
 def test_a_checkpoint_replaced_under_the_same_configuration_is_measured_again(tmp_path):
     """Rows record the digest of the weights they measured; other weights in the cache make them be computed again.
 
     A checkpoint can change while its configuration key does not (retrained with another thread count, restored
     from elsewhere); a rerun must then not keep the old rows beside new ones, which would mix two models in a cell.
     """
-    import torch
-
-    from aebench.checkpoint import load_model, read_metadata, save_checkpoint, weights_digest
+    from aebench.checkpoint import load_model, weights_digest
 
     suite = _suite(tmp_path, "weights", models=[{"name": "gmm_dae"}])
     first = run_suite(suite, progress=_silent())
@@ -379,13 +391,7 @@ def test_a_checkpoint_replaced_under_the_same_configuration_is_measured_again(tm
     assert {s["model_weights_digest"] for s in rows.settings} == {weights_digest(model)}
     assert len(run_suite(suite, progress=_silent()).skipped) == len(first.finished)  # same weights: nothing redone
 
-    # Other weights under the same file and metadata (as a retraining would leave them).
-    meta = read_metadata(checkpoint)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(1.01)
-    save_checkpoint(checkpoint, model, **{k: v for k, v in meta.items()
-                                          if k not in ("format", "model", "model_args", "versions", "git")})
+    _replace_weights(checkpoint, model)  # as a retraining under the same configuration would leave it
     again = run_suite(suite, progress=_silent())
     assert len(again.finished) == len(first.finished) and not again.skipped
     new_rows = read_rows(suite.output)
@@ -410,10 +416,8 @@ def test_run_only_some_models_keeps_the_whole_suite_in_the_report(tmp_path, shar
 
 def test_reuse_stale_keeps_old_codes_numbers_only_for_the_same_weights(tmp_path, monkeypatch):
     """``--reuse-stale`` keeps rows of older code; rows of other weights than the model's are computed again."""
-    import torch
-
     import aebench.runner.plan as plan
-    from aebench.checkpoint import load_model, read_metadata, save_checkpoint, weights_digest
+    from aebench.checkpoint import load_model, weights_digest
 
     suite = _suite(tmp_path, "stale-weights", models=[{"name": "gmm_dae"}])
     first = run_suite(suite, progress=_silent())
@@ -422,12 +426,7 @@ def test_reuse_stale_keeps_old_codes_numbers_only_for_the_same_weights(tmp_path,
     assert len(kept.reused_stale) == len(first.finished) and not kept.finished
     (checkpoint,) = Path(suite.cache_dir).glob("*/checkpoint.safetensors")
     model = load_model(checkpoint)
-    meta = read_metadata(checkpoint)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(1.01)
-    save_checkpoint(checkpoint, model, **{k: v for k, v in meta.items()
-                                          if k not in ("format", "model", "model_args", "versions", "git")})
+    _replace_weights(checkpoint, model)
     again = run_suite(suite, progress=_silent(), reuse_stale=True)
     assert len(again.finished) == len(first.finished) and not again.reused_stale
     rows = read_rows(suite.output)
