@@ -45,6 +45,7 @@ from aebench.report.trust import (
     WorstCase,
     audit_layout,
     bootstrap_difference,
+    load_values,
     order_flags,
     perceptual_layout,
     worst_case,
@@ -103,12 +104,11 @@ def _per_image(run_dir: Path, dataset: str, model: str, measurement: str, metric
     """A metric's values per (trial, image) for one model, all seeds joined, or None when not stored."""
     parts = []
     for path in sorted((run_dir / CELLS_DIR).glob(f"{dataset}__{model}__s*/{measurement}.values.npz")):
-        try:
-            with np.load(path) as store:
-                if metric in store.files:
-                    parts.append(store[metric].reshape(-1))
-        except (OSError, ValueError):
+        values = load_values(path)
+        if values is None:
             return None
+        if metric in values:
+            parts.append(values[metric].reshape(-1))
     return np.concatenate(parts) if parts else None
 
 

@@ -131,7 +131,8 @@ class WorstCase:
     found_by: dict[tuple[str, str, float], dict[str, int]] = field(default_factory=dict)
 
 
-def _load_values(path: Path) -> dict[str, np.ndarray] | None:
+def load_values(path: Path) -> dict[str, np.ndarray] | None:
+    """A measurement's stored per-image values (metric → trials × images, float64), or None if unreadable."""
     try:
         with np.load(path) as store:
             return {name: np.asarray(store[name], dtype=np.float64) for name in store.files}
@@ -182,7 +183,7 @@ def _stored_attacks(cell: Path, group: pd.DataFrame) -> dict[str, dict[str, np.n
     """The group's stored attacks (optimizer → metric → trials × images), or none if their pairs differ."""
     stores = {}
     for measurement, optimizer in dict.fromkeys(zip(group.measurement, group.optimizer, strict=True)):
-        values = _load_values(cell / f"{measurement}.values.npz")
+        values = load_values(cell / f"{measurement}.values.npz")
         if values is not None and OBJECTIVE in values:
             stores[optimizer] = values
     return stores if len({v[OBJECTIVE].shape for v in stores.values()}) == 1 else {}
