@@ -14,7 +14,7 @@ import yaml
 
 from aebench.results import read_rows
 from aebench.runner import parse_shard, plan_suite, run_suite
-from aebench.runner.cost import assign_shards, cell_cost
+from aebench.runner.cost import assign_shards, cell_cost, measurement_seconds, training_seconds
 from aebench.suite import load_suite
 
 SUITE = {
@@ -53,6 +53,24 @@ def test_longest_processing_time_first_is_within_four_thirds_of_the_best_split(t
                    for split in itertools.product(range(count), repeat=len(cells)))
         assert max(plan.seconds) <= 4 / 3 * best + 1e-9
         assert assign_shards(cells, count) == plan  # every array task computes the same assignment
+
+
+def test_an_attack_costs_the_same_on_every_model_and_grows_with_the_budget_only_for_convergent_optimizers(tmp_path):
+    # A model's training-step cost (the Lipschitz VAE's Bjorck iterations) is training-time work: the estimate of an
+    # attack on it equals the attack on a VAE. L-BFGS-B runs to convergence: budget ** 0.8 (3 ** 0.8 = 2.408);
+    # PGD makes a fixed number of steps.
+    attacks = [{"name": "latent", "optimizer": "lbfgs", "budgets": [1, 3]},
+               {"name": "latent", "optimizer": "pgd", "budgets": [1, 3]}]
+    suite = _suite(tmp_path, "costs", models=[{"name": "vae"}, {"name": "lipschitz_vae"}], attacks=attacks,
+                   noise_baseline=False, n_images=10, n_trials=2)
+    vae, lipschitz = plan_suite(suite)
+    seconds = {c.label: {m.name: measurement_seconds(m) for m in c.measurements} for c in (vae, lipschitz)}
+    assert seconds["vae"] == seconds["lipschitz_vae"]
+    attack = seconds["vae"]
+    assert attack["attack-latent-lbfgs-3"] / attack["attack-latent-lbfgs-1"] == pytest.approx(2.408, abs=1e-3)
+    assert attack["attack-latent-pgd-3"] == attack["attack-latent-pgd-1"]
+    assert attack["attack-latent-lbfgs-1"] == pytest.approx(20 * 0.014)  # 10 images x 2 trials at 0.014 s a pair
+    assert training_seconds(lipschitz) / training_seconds(vae) == pytest.approx(10.81)
 
 
 def test_auto_shard_reads_the_array_index():
