@@ -1,8 +1,9 @@
 """Where a number came from: package versions, the git commit, the device, and the record of each run.
 
-Every ``aebench run`` writes ``OUTPUT/runs/<run_id>.json`` (and a copy as ``OUTPUT/run.json``, the latest run): start
-and end time, the command line, the git commit and whether the tree had local changes, package versions, the
-device, and for each model its checkpoint and SHA-256. Rows carry the run id, not a copy of all this.
+Every ``aebench run`` that computes something keeps ``OUTPUT/runs/<run_id>.json`` (and a copy as
+``OUTPUT/run.json``, the latest such run): start and end time, the command line, the git commit and whether the
+tree had local changes, package versions, the device, and for each model its checkpoint and SHA-256. Rows carry the
+run id, not a copy of all this. A run that finds every measurement finished leaves no record.
 """
 
 from __future__ import annotations
@@ -33,17 +34,28 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+SOURCE_PATHS = ("aebench", "baselines", "pyproject.toml")
+"""The parts of the repository whose local changes make a run's commit "dirty"."""
+
+
 @functools.lru_cache(maxsize=1)
 def git_hash() -> str | None:
-    """Commit of the aebench source tree (suffixed ``-dirty`` with local changes), or None outside git."""
-    root = Path(__file__).resolve().parent.parent
+    """Commit of the aebench source tree (suffixed ``-dirty`` with local changes to :data:`SOURCE_PATHS`), or None
+    outside git."""
+    return git_hash_at(Path(__file__).resolve().parent.parent)
+
+
+def git_hash_at(root: Path) -> str | None:
+    """:func:`git_hash` of the repository at ``root``."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
+        # Only the code and recipes decide numbers: rows and records a run writes into a tracked results folder
+        # (or another run writes beside it) must not mark the next run's tree as changed.
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
-            timeout=5, check=True,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS], cwd=root,
+            capture_output=True, text=True, timeout=5, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -93,10 +105,36 @@ def run_record(run_id: str, suite_path: str, device: Any) -> dict[str, Any]:
             "platform": platform.platform(), "models": {}, "measurements": {"finished": 0, "skipped": 0, "failed": 0}}
 
 
-def write_run_record(output: Path, record: dict[str, Any]) -> None:
-    """Write ``runs/<run_id>.json`` and its copy ``run.json`` atomically."""
+def write_run_record(output: Path, record: dict[str, Any], *, latest: bool = False) -> None:
+    """Write ``runs/<run_id>.json`` atomically; with ``latest``, also its copy ``run.json``.
+
+    ``run.json`` is the latest run that computed something: the runner passes ``latest`` only at the end of a run
+    that did work, so that a rerun which finds everything done does not replace the record of the run that did it.
+    """
     from aebench.utils import atomic_write_text
 
     text = json.dumps(record, indent=2) + "\n"
     atomic_write_text(output / "runs" / f"{record['run_id']}.json", text)
-    atomic_write_text(output / "run.json", text)
+    if latest:
+        atomic_write_text(output / "run.json", text)
+
+
+def drop_run_record(output: Path, record: dict[str, Any]) -> None:
+    """Remove the record of a run that computed nothing (every measurement was finished already)."""
+    (output / "runs" / f"{record['run_id']}.json").unlink(missing_ok=True)
+
+
+def recorded_models(output: Path) -> dict[str, Any]:
+    """Per cell, the checkpoint entry of the latest run that used it, over every record in ``runs/``.
+
+    A suite built up by several runs (``--model``, shards, a resumed run) has each model in the record of the run
+    that measured it, not necessarily in ``run.json``. Run ids sort by start time, so later runs win.
+    """
+    models: dict[str, Any] = {}
+    records = sorted((output / "runs").glob("*.json")) or [output / "run.json"]
+    for path in records:
+        try:
+            models.update(json.loads(path.read_text()).get("models") or {})
+        except (OSError, ValueError):  # a record cut short (a killed run) holds nothing to trust
+            continue
+    return models

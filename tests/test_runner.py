@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -412,6 +413,22 @@ def test_run_only_some_models_keeps_the_whole_suite_in_the_report(tmp_path, shar
     rest = run_suite(suite, progress=_silent())
     assert {name.split("/")[0] for name in rest.finished} == {"fashion_mnist_mini__gmm_dae__s0"}
     assert len(rest.skipped) == len(first.finished)
+    # Each model's checkpoint is in the record of the run that measured it; the leaderboard finds both.
+    render_report(suite.output)
+    board = json.loads((Path(suite.output) / "report" / "leaderboard.json").read_text())
+    digests = {e["model"]: e["checkpoint_sha256"] for e in board["datasets"]["fashion_mnist_mini"]}
+    assert set(digests) == {"gmm_dae", "robust_a025"} and all(len(d) == 64 for d in digests.values())
+
+
+def test_a_rerun_with_nothing_to_do_keeps_the_record_of_the_run_that_did_the_work(tmp_path, shared_cache):
+    suite = _suite(tmp_path, "records", shared_cache)
+    first = run_suite(suite, progress=_silent())
+    output = Path(suite.output)
+    before = {p.name: p.read_text() for p in [output / "run.json", *sorted((output / "runs").glob("*.json"))]}
+    again = run_suite(suite, progress=_silent())
+    assert not again.finished and again.skipped
+    after = {p.name: p.read_text() for p in [output / "run.json", *sorted((output / "runs").glob("*.json"))]}
+    assert after == before and json.loads(after["run.json"])["run_id"] == first.run_id
 
 
 def test_reuse_stale_keeps_old_codes_numbers_only_for_the_same_weights(tmp_path, monkeypatch):
@@ -446,3 +463,26 @@ def test_the_weights_digest_sees_values_not_file_headers():
     with torch.no_grad():
         b.bias[0] += 1e-7
     assert weights_digest(a) != weights_digest(b)
+
+
+def test_only_changes_to_code_and_recipes_make_a_commit_dirty(tmp_path):
+    """Rows a run writes into a tracked results folder must not mark the next run as made from changed code."""
+    from aebench.provenance import git_hash_at
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    for name in ("aebench/models.py", "baselines/vae.yaml", "results/table/rows.jsonl"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("first\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    clean = git_hash_at(tmp_path)
+    assert clean is not None and len(clean) == 40
+    (tmp_path / "results/table/rows.jsonl").write_text("second\n")
+    assert git_hash_at(tmp_path) == clean
+    (tmp_path / "baselines/vae.yaml").write_text("second\n")
+    assert git_hash_at(tmp_path) == f"{clean}-dirty"
+

@@ -8,7 +8,6 @@ without rows shows as ``failed`` (it has an error record) or ``missing`` (not ru
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from aebench.paper import paper_results_path
+from aebench.provenance import recorded_models
 from aebench.report.current import current_rows, read_plan
 from aebench.report.figures import figure_attack_loss, figure_examples, figure_tradeoff
 from aebench.report.leaderboard import leaderboard, write_leaderboard
@@ -240,8 +240,7 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
     (pd.concat([summary, summarise(worst.rows)]) if len(worst.rows) else summary).to_csv(out / "summary.csv",
                                                                                          index=False)
     merged_results(rows).to_csv(out / "results.csv", index=False)
-    record = run_dir / "run.json"
-    models = json.loads(record.read_text()).get("models", {}) if record.is_file() else {}
+    models = recorded_models(run_dir)
     result.written += [out / "summary.csv", out / "results.csv",
                        write_leaderboard(out / "leaderboard.json", leaderboard(rows, plan, models))]
     datasets = list(dict.fromkeys(list(summary.dataset) + [k[0] for k in status]))

@@ -24,7 +24,7 @@ import torch
 from aebench.checkpoint import CheckpointError, load_model, read_metadata, weights_digest
 from aebench.models.base import AutoEncoder
 from aebench.progress import ProgressLog, format_seconds
-from aebench.provenance import new_run_id, now, run_record, write_run_record
+from aebench.provenance import drop_run_record, new_run_id, now, run_record, write_run_record
 from aebench.results import (
     ResultsError,
     Row,
@@ -417,5 +417,8 @@ def run_suite(suite: Suite, shard: tuple[int, int] = (0, 1), progress: ProgressL
         record["ended"] = now()
         record["measurements"] = {"finished": len(summary.finished), "skipped": len(summary.skipped),
                                   "reused_stale": len(summary.reused_stale), "failed": len(summary.failed)}
-        write_run_record(output, record)
+        if summary.finished or summary.failed or summary.reused_stale or record["models"]:
+            write_run_record(output, record, latest=True)
+        else:  # everything was done already: the records of the runs that did it stay the latest
+            drop_run_record(output, record)
     return summary
