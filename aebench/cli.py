@@ -240,6 +240,10 @@ def _render(run_dir: Path, out_dir: Path | None, show: bool) -> None:
     if result.failed or result.missing:
         console.print(f"{len(result.failed)} measurement(s) failed and {len(result.missing)} are missing; the tables "
                       "say so in their cells.")
+    if result.other_code:
+        err_console.print(f"[yellow]warning:[/] {len(result.other_code)} measurement(s) were computed by other code "
+                          "than the installed aebench; the tables say so, and `aebench run SUITE` recomputes them.",
+                          soft_wrap=True)
     console.print(f"report: {len(result.written)} files in {result.written[0].parent}")
 
 
@@ -310,8 +314,10 @@ def compare(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Output folders of `aebench run`."),
     table: str = typer.Option("table1", help="The layout: table1 or table2."),
     out: Path | None = typer.Option(None, help="Also write the tables (Markdown and LaTeX) into this folder."),
+    allow_other_code: bool = typer.Option(False, help="Compare rows that the installed aebench would compute "
+                                          "differently (older attack, metric or training code) instead of refusing."),
 ) -> None:
-    """One table across runs, refusing runs whose protocols (attacks, budgets, N × T, seeds, metrics) differ."""
+    """One table across runs, refusing runs whose protocols (attacks, budgets, N × T, seeds, metrics) or code differ."""
     from aebench.report import LAYOUTS, build_table, summarise, to_latex, to_markdown
     from aebench.report.leaderboard import ProtocolMismatchError
     from aebench.report.leaderboard import compare as compare_runs
@@ -319,7 +325,7 @@ def compare(
     if table not in LAYOUTS:
         _fail(f"--table must be one of {sorted(LAYOUTS)}, got {table!r}.")
     try:
-        rows, _ = compare_runs(run_dirs)
+        rows, _ = compare_runs(run_dirs, allow_other_code)
     except (ProtocolMismatchError, FileNotFoundError) as err:
         _fail(str(err))
         return

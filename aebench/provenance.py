@@ -40,8 +40,10 @@ SOURCE_PATHS = ("aebench", "baselines", "pyproject.toml")
 
 @functools.lru_cache(maxsize=1)
 def git_hash() -> str | None:
-    """Commit of the aebench source tree (suffixed ``-dirty`` with local changes to :data:`SOURCE_PATHS`), or None
-    outside git."""
+    """Commit of the aebench source tree, suffixed ``-dirty`` with local changes to :data:`SOURCE_PATHS`.
+
+    None outside git.
+    """
     return git_hash_at(Path(__file__).resolve().parent.parent)
 
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from aebench.cli import app
 from aebench.report import render_report
+from aebench.results import read_rows
 from aebench.runner import run_suite
 from aebench.suite import load_suite
 
@@ -48,3 +49,28 @@ def test_compare_renders_two_runs_side_by_side_and_refuses_another_protocol(tmp_
     other = _run(tmp_path, "other", n_trials=3)
     refused = runner.invoke(app, ["compare", str(first), str(other)], catch_exceptions=False)
     assert refused.exit_code == 2 and "n_trials: 2 (first) vs 3 (other)" in refused.output
+
+
+def test_rows_of_other_code_are_found_refused_by_compare_and_flagged_by_the_report(tmp_path, monkeypatch):
+    import aebench.report.current as current
+
+    first = _run(tmp_path, "first")
+    second = _run(tmp_path, "second", models=[{"name": "robust_gmm_dae"}])
+    text = (first / "report" / "table1_fashion_mnist_mini_pgd.md").read_text()
+    assert "3 test images × 2 trials, seed(s) 0; optimizer `pgd` with restarts=1, steps=2; training epochs: 1" in text
+    assert "Warning" not in text
+    assert current.other_code(read_rows(second)) == []  # the runner's keys, recomputed from the rows alone
+    # The attack code changes after the second run: its rows are another code's numbers.
+    real = current.measurement_fingerprint
+    monkeypatch.setattr(current, "measurement_fingerprint", lambda kind: "edited" if kind == "attack" else real(kind))
+    flagged = current.other_code(read_rows(second))
+    assert flagged == ["fashion_mnist_mini/robust_gmm_dae/attack-max_damage-pgd-1"]
+    runner = CliRunner()
+    refused = runner.invoke(app, ["compare", str(first), str(second)], catch_exceptions=False)
+    assert refused.exit_code == 2 and "computed by other code" in refused.output
+    allowed = runner.invoke(app, ["compare", str(first), str(second), "--allow-other-code"], catch_exceptions=False)
+    assert allowed.exit_code == 0 and "| second/robust_gmm_dae |" in allowed.output
+    result = render_report(second)
+    assert result.other_code == flagged
+    assert "**Warning:** 1 measurement(s) here were computed by other code" in \
+        (second / "report" / "table1_fashion_mnist_mini_pgd.md").read_text()

@@ -8,6 +8,7 @@ without rows shows as ``failed`` (it has an error record) or ``missing`` (not ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ import pandas as pd
 
 from aebench.paper import paper_results_path
 from aebench.provenance import recorded_models
-from aebench.report.current import current_rows, read_plan
+from aebench.report.context import protocol_lines
+from aebench.report.current import current_rows, other_code, read_plan
 from aebench.report.figures import figure_attack_loss, figure_examples, figure_tradeoff
 from aebench.report.leaderboard import leaderboard, write_leaderboard
 from aebench.report.tables import (
@@ -66,6 +68,7 @@ class ReportResult:
     problems: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    other_code: list[str] = field(default_factory=list)
 
 
 def load_paper_results(name: str | None) -> pd.DataFrame | None:
@@ -147,10 +150,15 @@ def intervals(table: TableData, run_dir: Path, dataset: str | None, optimizer: s
     return lines
 
 
-def _write_table(table: TableData, stem: Path, notes: list[str] | None = None) -> list[Path]:
-    """LaTeX as the paper lays it out; Markdown split by column group, with the comparison to the paper."""
+def _write_table(table: TableData, stem: Path, notes: list[str] | None = None,
+                 header: list[str] | None = None) -> list[Path]:
+    """LaTeX as the paper lays it out; Markdown split by column group, with the comparison to the paper.
+
+    ``header``: lines above the Markdown tables saying what they measured (:func:`protocol_lines`).
+    """
     stem.with_suffix(".tex").write_text(to_latex(table))
-    text = "\n".join(f"**{part.title}**\n\n" + to_markdown(part) for part in split_by_group(table))
+    text = "".join(line + "\n\n" for line in header or [])
+    text += "\n".join(f"**{part.title}**\n\n" + to_markdown(part) for part in split_by_group(table))
     delta = paper_delta(table)
     if delta is not None:
         text += f"\n**{delta.title}**\n\n" + to_markdown(delta)
@@ -171,7 +179,7 @@ def _notes(table: TableData, run_dir: Path, dataset: str | None, optimizer: str,
 
 
 def _write_audit(worst: WorstCase, summary: pd.DataFrame, run_dir: Path, out: Path, datasets: list[str],
-                 order: list[str]) -> list[Path]:
+                 order: list[str], header: Callable[[str | None, str], list[str]]) -> list[Path]:
     """The attack audit: per dataset and attack kind, the paper's attack beside the worst case, and the order flags."""
     written = []
     audit = pd.concat([summary, summarise(worst.rows)]) if len(worst.rows) else summary
@@ -191,11 +199,12 @@ def _write_audit(worst: WorstCase, summary: pd.DataFrame, run_dir: Path, out: Pa
                              f"{PAPER_MEMBER}}}` to the suite's attacks to see the paper's attack beside the worst "
                              "case.")
             written += _write_table(table, out / f"audit_{attack}_{dataset}",
-                                    notes + _notes(table, run_dir, dataset, WORST, worst.per_image))
+                                    notes + _notes(table, run_dir, dataset, WORST, worst.per_image),
+                                    header(dataset, WORST))
             for optimizer in dict.fromkeys(summary[summary.attack == f"{attack}_msssim"].optimizer):
                 table = build_table(summary, perceptual_layout(attack), optimizer, dataset, None, order)
                 written += _write_table(table, out / f"perceptual_{attack}_{dataset}_{optimizer}",
-                                        _notes(table, run_dir, dataset, optimizer))
+                                        _notes(table, run_dir, dataset, optimizer), header(dataset, optimizer))
     return written
 
 
@@ -248,21 +257,28 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
                                                                       if k[2].startswith("attack-")]) if o != "none"]
     order = [m["label"] for m in meta.get("models", [])]
     budget = float((meta.get("downstream") or {}).get("budget", 1.0))
+    result.other_code = other_code(rows)
+
+    def header(dataset: str | None, optimizer: str) -> list[str]:
+        reported = None if optimizer in ("noise", WORST) else paper
+        return protocol_lines(meta, rows, dataset, optimizer, reported, result.other_code)
+
     for name in meta.get("tables") or ["table1"]:
         if name == "audit":
-            result.written += _write_audit(worst, summary, run_dir, out, datasets, order)
+            result.written += _write_audit(worst, summary, run_dir, out, datasets, order, header)
             continue
         for optimizer in optimizers:
             reported = None if optimizer == "noise" else paper  # the paper's numbers are for real attacks
             if name == "table3":
                 table = build_table(summary, table3_layout(datasets, budget), optimizer, None, reported, order, status)
-                result.written += _write_table(table, out / f"table3_{optimizer}", _notes(table, run_dir, None,
-                                                                                           optimizer))
+                result.written += _write_table(table, out / f"table3_{optimizer}",
+                                               _notes(table, run_dir, None, optimizer), header(None, optimizer))
                 continue
             for dataset in datasets:
                 table = build_table(summary, LAYOUTS[name], optimizer, dataset, reported, order, status)
                 notes = [] if optimizer == "noise" else _notes(table, run_dir, dataset, optimizer)
-                result.written += _write_table(table, out / f"{name}_{dataset}_{optimizer}", notes)
+                result.written += _write_table(table, out / f"{name}_{dataset}_{optimizer}", notes,
+                                               header(dataset, optimizer))
     for dataset in datasets:
         for optimizer in optimizers:
             result.written += figure_attack_loss(summary, dataset, optimizer, out / f"figure2_{dataset}_{optimizer}")

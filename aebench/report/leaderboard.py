@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from aebench.config import differences
-from aebench.report.current import current_rows, read_plan
+from aebench.report.current import current_rows, other_code, read_plan
 from aebench.report.tables import summarise
 from aebench.results import read_rows
 
@@ -58,11 +58,18 @@ def leaderboard(rows: pd.DataFrame, plan: dict[str, Any], models: dict[str, Any]
     return board
 
 
-def compare(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def compare(run_dirs: list[Path], allow_other_code: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The current rows of several runs, models named ``<run>/<model>``, once their protocols agree.
 
+    Args:
+        run_dirs: Output folders of ``aebench run``.
+        allow_other_code: Accept rows that the installed aebench would compute differently (see
+            :func:`~aebench.report.current.other_code`); by default a run holding any is refused, since the same
+            protocol under other attack code is not the same measurement.
+
     Raises:
-        ProtocolMismatchError: Naming every setting in which a run differs from the first.
+        ProtocolMismatchError: Naming every setting in which a run differs from the first, or the measurements of
+            a run computed by other code.
         FileNotFoundError: For a folder that is not a run.
     """
     frames, reference = [], None
@@ -81,6 +88,13 @@ def compare(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict[str, Any]]:
                     "beside them:\n  " + "\n  ".join(c.replace("(saved)", f"({reference[0].name})")
                                                     .replace("(now)", f"({run_dir.name})") for c in changed))
         rows = current_rows(read_rows(run_dir), plan).copy()
+        stale = [] if allow_other_code else other_code(rows)
+        if stale:
+            raise ProtocolMismatchError(
+                f"{run_dir}: {len(stale)} measurement(s) were computed by other code than the installed aebench "
+                f"(e.g. {', '.join(stale[:3])}), so they are not this protocol's numbers. Recompute them with "
+                f"`aebench run {plan['suite'].get('path', 'SUITE')}` (it recomputes exactly those), or pass "
+                "--allow-other-code to compare them anyway.")
         rows["model"] = f"{run_dir.name}/" + rows["model"]
         frames.append(rows)
     return pd.concat(frames, ignore_index=True), reference[1] if reference else {}
