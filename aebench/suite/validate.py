@@ -78,6 +78,39 @@ def _option_problems(optimizer: str, options: dict[str, Any]) -> list[tuple[str,
     return problems
 
 
+class _OptionsAccepted(Exception):
+    """Raised by :class:`_StandInProblem` as soon as an optimizer, its options checked, starts on the problem."""
+
+
+class _StandInProblem:
+    """Handed to an optimizer at validation time instead of an attack problem.
+
+    Every built-in optimizer checks its options before it touches the problem, so the first use of this one means
+    the options passed those checks; no attack runs.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        raise _OptionsAccepted
+
+
+def _refused_values(optimizer: str, options: dict[str, Any]) -> str | None:
+    """The optimizer's own message for an option value it refuses (a range, a choice, an ensemble member), if any.
+
+    Done here so that such a value fails ``aebench validate`` rather than the measurement, after training.
+    """
+    from aebench.attacks import OPTIMIZERS
+
+    try:
+        OPTIMIZERS[optimizer](_StandInProblem(), **options)
+    except _OptionsAccepted:
+        return None
+    except ValueError as err:
+        return str(err)
+    except Exception:  # an optimizer that uses the problem first: its checks run with the attack, as before
+        return None
+    return None
+
+
 def _parse_attacks(raw: dict, problems: Problems) -> list[AttackSpec]:
     from aebench.attacks import ATTACKS, DEFAULT_BUDGETS, DEFAULT_OPTIMIZER, OPTIMIZERS
 
@@ -97,8 +130,12 @@ def _parse_attacks(raw: dict, problems: Problems) -> list[AttackSpec]:
             problems.add(f"{where}.options", f"must be a mapping of optimizer options, got {options!r}.")
             options = {}
         elif optimizer in OPTIMIZERS:
-            for key, message in _option_problems(optimizer, options):
+            found = _option_problems(optimizer, options)
+            for key, message in found:
                 problems.add(f"{where}.options.{key}", message)
+            refused = None if found else _refused_values(optimizer, options)
+            if refused:
+                problems.add(f"{where}.options", refused)
         if (entry["name"], optimizer) in seen:
             problems.add(where, f"a second {entry['name']!r} attack with optimizer {optimizer!r}: rows could not tell "
                          "them apart; merge their budgets into one entry.")
