@@ -244,7 +244,8 @@ def _render(run_dir: Path, out_dir: Path | None, show: bool) -> None:
         err_console.print(f"[yellow]warning:[/] {len(result.other_code)} measurement(s) were computed by other code "
                           "than the installed aebench; the tables say so, and `aebench run SUITE` recomputes them.",
                           soft_wrap=True)
-    console.print(f"report: {len(result.written)} files in {result.written[0].parent}")
+    gone = f"; removed {len(result.removed)} left over from an earlier rendering" if result.removed else ""
+    console.print(f"report: {len(result.written)} files in {result.written[0].parent}{gone}")
 
 
 @app.command()

@@ -74,3 +74,14 @@ def test_rows_of_other_code_are_found_refused_by_compare_and_flagged_by_the_repo
     assert result.other_code == flagged
     assert "**Warning:** 1 measurement(s) here were computed by other code" in \
         (second / "report" / "table1_fashion_mnist_mini_pgd.md").read_text()
+
+
+def test_a_rerendered_report_drops_its_own_leftovers_and_keeps_other_files(tmp_path):
+    run = _run(tmp_path, "first")
+    report = run / "report"
+    written = sorted(p.name for p in report.iterdir())
+    (report / "figure3_fashion_mnist_mini_pgd.png").write_bytes(b"a figure under an older name")
+    (report / "my_notes.txt").write_text("mine")
+    result = render_report(run)
+    assert [p.name for p in result.removed] == ["figure3_fashion_mnist_mini_pgd.png"]
+    assert sorted(p.name for p in report.iterdir()) == sorted([*written, "my_notes.txt"])

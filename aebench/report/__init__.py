@@ -69,6 +69,7 @@ class ReportResult:
     failed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     other_code: list[str] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
 
 
 def load_paper_results(name: str | None) -> pd.DataFrame | None:
@@ -285,4 +286,24 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
             if optimizer != "noise":
                 result.written += figure_examples(run_dir, dataset, optimizer, out / f"figure3_{dataset}_{optimizer}")
                 result.written += figure_tradeoff(summary, dataset, optimizer, out / f"tradeoff_{dataset}_{optimizer}")
+    result.removed = _remove_leftovers(out, result.written)
     return result
+
+
+REPORT_PREFIXES = ("table1_", "table2_", "table3_", "audit_", "perceptual_", "figure2_", "figure3_", "tradeoff_")
+"""Names of the files a report writes (besides summary.csv, results.csv and leaderboard.json)."""
+
+
+def _remove_leftovers(out: Path, written: list[Path]) -> list[Path]:
+    """Remove the report files this rendering did not write; files of other names are never touched.
+
+    A figure whose naming changed or a table the suite no longer asks for would otherwise stay beside the new ones,
+    so that the folder showed more than its rows say now.
+    """
+    kept = {path.resolve() for path in written}
+    removed = []
+    for path in sorted(out.iterdir()):
+        if path.is_file() and path.name.startswith(REPORT_PREFIXES) and path.resolve() not in kept:
+            path.unlink()
+            removed.append(path)
+    return removed
