@@ -80,8 +80,11 @@ def test_a_rerendered_report_drops_its_own_leftovers_and_keeps_other_files(tmp_p
     run = _run(tmp_path, "first")
     report = run / "report"
     written = sorted(p.name for p in report.iterdir())
+    before = {p.name: p.read_bytes() for p in report.iterdir()}
     (report / "figure3_fashion_mnist_mini_pgd.png").write_bytes(b"a figure under an older name")
     (report / "my_notes.txt").write_text("mine")
     result = render_report(run)
     assert [p.name for p in result.removed] == ["figure3_fashion_mnist_mini_pgd.png"]
     assert sorted(p.name for p in report.iterdir()) == sorted([*written, "my_notes.txt"])
+    # The same rows give the same files, byte for byte (PDFs carry no creation date).
+    assert {name: (report / name).read_bytes() for name in written} == before
