@@ -146,7 +146,9 @@ def intervals(table: TableData, run_dir: Path, dataset: str | None, optimizer: s
             continue
         mean, low, high = bootstrap_difference(a, b)
         verdict = "" if low > 0 or high < 0 else " (contains 0: not a clear difference)"
-        label = f"{column.markdown}" + (f" λ={budget:g}" if budget is not None else "")
+        # The column group names the attack: "MSSSIM(x_r, x_a)" alone is a column of both attacks in Table 1.
+        group = f"{column.group}: " if column.group else ""
+        label = f"{group}{column.markdown}" + (f" λ={budget:g}" if budget is not None else "")
         lines.append(f"- {label}: {best} − {runner} = {mean:+.3f} [{low:+.3f}, {high:+.3f}]{verdict}")
     return lines
 
