@@ -282,6 +282,8 @@ def launch(
 
     from aebench.runner.launch import describe, launch, shard_plan
 
+    if cluster not in ("slurm", "local"):  # also for --dry-run, which would otherwise accept any name
+        _fail(f"--cluster must be slurm or local, got {cluster!r}.")
     suite = _load_suite_or_fail(suite_path)
     if output is not None:
         suite = dataclasses.replace(suite, output=str(output))

@@ -86,6 +86,7 @@ def test_a_failing_fidelity_gate_costs_only_the_fidelity_measurements_of_a_nine_
     (("run", "no_such_suite.yaml"), "does not exist"),
     (("report", "no_such_folder"), "has no cells/ folder"),
     (("run", "suites/quickstart.yaml", "--shard", "two"), "--shard must look like i/N"),
+    (("launch", "suites/quickstart.yaml", "--cluster", "pbs", "--dry-run"), "--cluster must be slurm or local"),
 ])
 def test_bad_arguments_are_clear_errors(args, expected):
     result = _invoke(*args)
