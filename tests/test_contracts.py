@@ -18,6 +18,7 @@ import yaml
 from safetensors import safe_open
 
 import aebench.runner.measure as measure
+from aebench.attacks._problem import AttackProblem
 from aebench.attacks.api import OPTIMIZERS
 from aebench.checkpoint import read_metadata
 from aebench.models.gmm_dae import GMMDAE
@@ -63,7 +64,9 @@ class Seen:
 def _spy(calls: dict[str, list], name: str, fn: Callable) -> Callable:
     @functools.wraps(fn)  # keeps the signature, which option validation reads
     def wrapper(*args, **kwargs):
-        calls.setdefault(name, []).append({"args": args, **kwargs})
+        # Validation hands optimizers a stand-in problem to check option values; only attacks are recorded.
+        if name not in OPTIMIZERS or isinstance(args[0], AttackProblem):
+            calls.setdefault(name, []).append({"args": args, **kwargs})
         return fn(*args, **kwargs)
 
     return wrapper

@@ -34,8 +34,6 @@ def current_rows(rows: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
     return rows[keep]
 
 
-
-
 def other_code(rows: pd.DataFrame) -> list[str]:
     """``dataset/model/measurement`` of every measurement whose rows the installed aebench would not reproduce.
 
