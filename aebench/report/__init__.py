@@ -182,7 +182,7 @@ def _notes(table: TableData, run_dir: Path, dataset: str | None, optimizer: str,
 
 
 def _write_audit(worst: WorstCase, summary: pd.DataFrame, run_dir: Path, out: Path, datasets: list[str],
-                 order: list[str], header: Callable[[str | None, str], list[str]]) -> list[Path]:
+                 order: list[str], header: Callable[[str | None, str], list[str]] | None = None) -> list[Path]:
     """The attack audit: per dataset and attack kind, the paper's attack beside the worst case, and the order flags."""
     written = []
     audit = pd.concat([summary, summarise(worst.rows)]) if len(worst.rows) else summary
@@ -203,11 +203,12 @@ def _write_audit(worst: WorstCase, summary: pd.DataFrame, run_dir: Path, out: Pa
                              "case.")
             written += _write_table(table, out / f"audit_{attack}_{dataset}",
                                     notes + _notes(table, run_dir, dataset, WORST, worst.per_image),
-                                    header(dataset, WORST))
+                                    header(dataset, WORST) if header else None)
             for optimizer in dict.fromkeys(summary[summary.attack == f"{attack}_msssim"].optimizer):
                 table = build_table(summary, perceptual_layout(attack), optimizer, dataset, None, order)
                 written += _write_table(table, out / f"perceptual_{attack}_{dataset}_{optimizer}",
-                                        _notes(table, run_dir, dataset, optimizer), header(dataset, optimizer))
+                                        _notes(table, run_dir, dataset, optimizer),
+                                        header(dataset, optimizer) if header else None)
     return written
 
 
