@@ -432,6 +432,28 @@ def test_a_rerun_with_nothing_to_do_keeps_the_record_of_the_run_that_did_the_wor
     assert after == before and json.loads(after["run.json"])["run_id"] == first.run_id
 
 
+def test_rows_without_a_weights_digest_are_recomputed_when_the_model_is_trained_again(tmp_path):
+    """Rows of older versions record no weights digest; once the model is retrained they cannot be vouched for."""
+    import shutil
+
+    suite = _suite(tmp_path, "no-digest", models=[{"name": "gmm_dae"}])
+    run_suite(suite, progress=_silent())
+    cell = Path(suite.output) / "cells" / "fashion_mnist_mini__gmm_dae__s0"
+    recon = cell / "reconstruction.jsonl"
+    legacy = [json.loads(line) for line in recon.read_text().splitlines()]
+    for row in legacy:
+        del row["settings"]["model_weights_digest"]
+    recon.write_text("".join(json.dumps(row) + "\n" for row in legacy))
+    kept = run_suite(suite, progress=_silent())  # the cached model is the one that was measured: nothing to do
+    assert not kept.finished
+    for folder in Path(suite.cache_dir).glob("gmm_dae-*"):
+        shutil.rmtree(folder)  # the model must be trained again ...
+    next(cell.glob("attack-*-1.jsonl")).unlink()  # ... for a measurement still to do
+    again = run_suite(suite, progress=_silent())
+    assert "fashion_mnist_mini__gmm_dae__s0/reconstruction" in again.finished
+    assert all("model_weights_digest" in json.loads(line)["settings"] for line in recon.read_text().splitlines())
+
+
 def test_reuse_stale_keeps_old_codes_numbers_only_for_the_same_weights(tmp_path, monkeypatch):
     """``--reuse-stale`` keeps rows of older code; rows of other weights than the model's are computed again."""
     import aebench.runner.plan as plan

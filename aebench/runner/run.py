@@ -306,6 +306,10 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
             _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress, "model: ")
         return
     weights = weights_digest(model)
+    # Trained by this run: rows written before it (older rows record no weights digest) measured another model
+    # instance, whose weights may differ (training is deterministic per machine, not across machines).
+    trained_now = choice.checkpoint is None and cell.source.training is not None
+    unvouched: set[str] = set()  # finished rows of unknown weights, computed again for the model trained now
     # A measurement finished with other weights than these (a checkpoint retrained or replaced under the same
     # configuration, e.g. with another thread count) is computed again: a cell never mixes two models. Rows kept
     # by --reuse-stale too: that option keeps old code's numbers of this model, never numbers of another.
@@ -314,6 +318,11 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
             progress.print(f"{cell.cell_id} {m.name}: computed with weights {recorded[m.name]}, but the model now has "
                            f"weights {weights}; it is computed again")
             pending.append(m)
+        elif recorded[m.name] is None and trained_now:
+            progress.print(f"{cell.cell_id} {m.name}: its rows record no weights digest and the model was trained "
+                           "again now; it is computed again")
+            pending.append(m)
+            unvouched.add(m.name)
         else:
             keep([m])
     if not pending:
@@ -332,7 +341,9 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
                 summary.elsewhere.append(f"{cell.cell_id}/{m.name}")
                 continue
             state = measurement_state(output, cell, m, choice, reuse_stale, progress)
-            if state.status == "done" and state.weights in (None, weights):  # finished while we waited
+            finished_while_waiting = state.status == "done" and (
+                state.weights == weights or (state.weights is None and m.name not in unvouched))
+            if finished_while_waiting:
                 summary.skipped.append(f"{cell.cell_id}/{m.name}")
                 continue
             _measure(suite, cell, m, context, choice, run_id, device, summary, progress, weights)
