@@ -306,8 +306,8 @@ def run_cell(suite: Suite, cell: CellPlan, *, run_id: str, device: Any, progress
             _record_failure(output, cell, m, m.key(choice.key), err, run_id, summary, progress, "model: ")
         return
     weights = weights_digest(model)
-    # Trained by this run: rows written before it (older rows record no weights digest) measured another model
-    # instance, whose weights may differ (training is deterministic per machine, not across machines).
+    # Trained now (by this run, or by one it waited for): rows written before (older rows record no weights digest)
+    # measured another model instance, whose weights may differ (training is deterministic per machine only).
     trained_now = choice.checkpoint is None and cell.source.training is not None
     unvouched: set[str] = set()  # finished rows of unknown weights, computed again for the model trained now
     # A measurement finished with other weights than these (a checkpoint retrained or replaced under the same
