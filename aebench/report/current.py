@@ -14,7 +14,7 @@ import pandas as pd
 
 from aebench.fingerprint import MEASUREMENT_CODE, measurement_fingerprint, training_fingerprint
 from aebench.models.base import MODELS
-from aebench.utils import stable_hash
+from aebench.runner.plan import Measurement
 
 
 def read_plan(run_dir: Path) -> dict[str, Any]:
@@ -53,8 +53,9 @@ def other_code(rows: pd.DataFrame) -> list[str]:
         model_key = settings.get("training_key") or (settings.get("checkpoint") or {}).get("sha256")
         if kind not in MEASUREMENT_CODE or model_key is None or "measurement" not in settings:
             continue  # rows of an older format: nothing to recompute the key from
-        expected = stable_hash({"model": model_key, "settings": settings["measurement"],
-                                "code": measurement_fingerprint(kind)})
+        # The key the runner would give it now (the same method, with the installed code's fingerprint).
+        expected = Measurement(kind, str(row.measurement), settings["measurement"],
+                               measurement_fingerprint(kind)).key(model_key)
         trained, name = settings.get("training_code"), settings.get("model")
         if trained and name in MODELS and name not in training_code:
             training_code[name] = training_fingerprint(MODELS[name])
