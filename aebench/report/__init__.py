@@ -263,16 +263,18 @@ def render_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Rep
     budget = float((meta.get("downstream") or {}).get("budget", 1.0))
     result.other_code = other_code(rows)
 
+    def reported_for(optimizer: str) -> pd.DataFrame | None:
+        return None if optimizer in ("noise", WORST) else paper  # the paper's numbers are for its own attacks
+
     def header(dataset: str | None, optimizer: str) -> list[str]:
-        reported = None if optimizer in ("noise", WORST) else paper
-        return protocol_lines(meta, rows, dataset, optimizer, reported, result.other_code)
+        return protocol_lines(meta, rows, dataset, optimizer, reported_for(optimizer), result.other_code)
 
     for name in meta.get("tables") or ["table1"]:
         if name == "audit":
             result.written += _write_audit(worst, summary, run_dir, out, datasets, order, header)
             continue
         for optimizer in optimizers:
-            reported = None if optimizer == "noise" else paper  # the paper's numbers are for real attacks
+            reported = reported_for(optimizer)
             if name == "table3":
                 table = build_table(summary, table3_layout(datasets, budget), optimizer, None, reported, order, status)
                 result.written += _write_table(table, out / f"table3_{optimizer}",
