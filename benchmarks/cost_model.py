@@ -23,21 +23,27 @@ from pathlib import Path
 from aebench.results import read_rows
 from aebench.runner import plan_suite
 from aebench.runner.cost import measurement_seconds, training_seconds
+from aebench.runner.plan import CellPlan
 from aebench.runner.run import TRAINING_TIME_NAME, choose_model
-from aebench.suite import load_suite
+from aebench.suite import Suite, load_suite
 
 DEFAULT_FOLDERS = ("results/table1_fashion_mnist", "results/table2_full", "results/audit")
 
 
-def attack_times(folder: Path) -> list[tuple[tuple[str, str, float], float, float, int]]:
-    """(optimizer, attack, budget), measured seconds, estimated seconds and pairs of every current attack row."""
+def planned(folder: Path) -> tuple[Suite, list[CellPlan]]:
+    """The folder's suite (from the path ``suite.json`` records) and its cells, planned with the installed code."""
     record = json.loads((folder / "suite.json").read_text())
     suite = load_suite(record["suite"]["path"])
+    return suite, plan_suite(suite, record.get("command_line") or {})
+
+
+def attack_times(folder: Path, cells: list[CellPlan]) -> list[tuple[tuple[str, str, float], float, float, int]]:
+    """(optimizer, attack, budget), measured seconds, estimated seconds and pairs of every current attack row."""
     rows = read_rows(folder)
     first = rows.drop_duplicates(["dataset", "model", "seed", "measurement"]).set_index(
         ["dataset", "model", "seed", "measurement"])
     found = []
-    for cell in plan_suite(suite, record.get("command_line") or {}):
+    for cell in cells:
         for m in cell.measurements:
             where = (cell.dataset, cell.label, cell.seed, m.name)
             if m.kind != "attack" or where not in first.index:
@@ -51,12 +57,10 @@ def attack_times(folder: Path) -> list[tuple[tuple[str, str, float], float, floa
     return found
 
 
-def training_times(folder: Path, cache_dir: str) -> list[tuple[str, float, float]]:
+def training_times(suite: Suite, cells: list[CellPlan], cache_dir: str) -> list[tuple[str, float, float]]:
     """Cell id, measured and estimated training seconds, for every cell whose cache folder records its training."""
-    record = json.loads((folder / "suite.json").read_text())
-    suite = load_suite(record["suite"]["path"])
     found = []
-    for cell in plan_suite(suite, record.get("command_line") or {}):
+    for cell in cells:
         choice = choose_model(cell, cache_dir, reuse_stale=False)
         log = None if choice.run_dir is None else choice.run_dir / TRAINING_TIME_NAME
         if log is None or not log.is_file() or cell.source.training is None:
@@ -74,10 +78,11 @@ def main() -> None:
     parser.add_argument("folders", nargs="*", default=list(DEFAULT_FOLDERS))
     parser.add_argument("--cache-dir", default="runs/cache")
     args = parser.parse_args()
+    plans = {folder: planned(folder) for folder in map(Path, args.folders)}  # planning hashes code: once each
     groups: dict[tuple[str, str, float], list[tuple[float, float]]] = defaultdict(list)
     total_measured = total_estimated = 0.0
-    for folder in map(Path, args.folders):
-        for group, measured, estimated, pairs in attack_times(folder):
+    for folder, (_, cells) in plans.items():
+        for group, measured, estimated, pairs in attack_times(folder, cells):
             groups[group].append((measured / pairs, estimated / pairs))
             total_measured += measured
             total_estimated += estimated
@@ -91,7 +96,7 @@ def main() -> None:
     if total_estimated:
         print(f"all attacks: measured {total_measured:.0f} s, estimated {total_estimated:.0f} s, "
               f"ratio {total_measured / total_estimated:.2f}")
-    trained = [t for folder in map(Path, args.folders) for t in training_times(folder, args.cache_dir)]
+    trained = [t for suite, cells in plans.values() for t in training_times(suite, cells, args.cache_dir)]
     for name, measured, estimated in trained:
         print(f"training {name}: measured {measured:.0f} s, estimated {estimated:.0f} s, ratio "
               f"{measured / estimated:.2f}")

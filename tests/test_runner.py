@@ -508,4 +508,3 @@ def test_only_changes_to_code_and_recipes_make_a_commit_dirty(tmp_path):
     assert git_hash_at(tmp_path) == clean
     (tmp_path / "baselines/vae.yaml").write_text("second\n")
     assert git_hash_at(tmp_path) == f"{clean}-dirty"
-
